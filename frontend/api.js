@@ -1,0 +1,156 @@
+// Talking to the chat service: endpoints from config.js, error decoding, the OAC body hash.
+import { readSse } from "./sse.js";
+
+const config = window.CHATBOT_CONFIG ?? {};
+const trimSlash = (url) => String(url ?? "").replace(/\/+$/, "");
+const API_BASE = trimSlash(config.apiBaseUrl);
+const STREAM_BASE = trimSlash(config.streamUrl);
+
+// `?stream=0` forces the buffered endpoint (handy for trying both paths locally).
+const streamingDisabled = new URLSearchParams(location.search).get("stream") === "0";
+
+/** Where streamed replies come from, or null when only the buffered endpoint exists:
+ * a configured stream URL; else the page's own origin when no API base is set (local
+ * server); a deployment without a stream URL falls back to buffered /api/chat. */
+export const STREAM_ENDPOINT = streamingDisabled
+  ? null
+  : STREAM_BASE
+    ? `${STREAM_BASE}/api/chat/stream`
+    : API_BASE === ""
+      ? "/api/chat/stream"
+      : null;
+
+/** Mirrors the server's 64 KiB request body limit (src/request.rs MAX_BODY_BYTES). */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+export const DEFAULT_LIMITS = Object.freeze({
+  maxMessages: 40,
+  maxMessageChars: 4000,
+  maxTotalChars: 24000,
+});
+
+/** An API error (`code` as in the API's error body), or `network` when the service
+ * could not be reached or the connection broke. */
+export class ChatError extends Error {
+  constructor(code, message, { requestId = null, status = null } = {}) {
+    super(message);
+    this.name = "ChatError";
+    this.code = code;
+    this.requestId = requestId;
+    this.status = status;
+  }
+}
+
+// For error responses that are not the API's JSON (e.g. a proxy's HTML page).
+const CODE_BY_STATUS = {
+  400: "invalid_request",
+  404: "not_found",
+  405: "method_not_allowed",
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  429: "rate_limited",
+  500: "internal",
+  502: "model_error",
+  503: "model_unavailable",
+  504: "model_timeout",
+};
+
+export async function fetchHealth() {
+  const res = await fetch(`${API_BASE}/api/health`, {
+    headers: { accept: "application/json" },
+    signal: AbortSignal.timeout(8000), // never leave the page waiting on a hung service
+  });
+  if (!res.ok) throw await errorFrom(res);
+  return res.json();
+}
+
+/** Buffered chat: resolves to the API's reply object. */
+export async function postChat(body, signal) {
+  const res = await send(`${API_BASE}/api/chat`, body, signal, false);
+  if (!res.ok) throw await errorFrom(res);
+  try {
+    return await res.json();
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw badResponse(res);
+  }
+}
+
+/** Streamed chat: yields `{ event, data }` with `data` parsed from JSON. A failure before
+ * the stream began is thrown as ChatError, like the buffered call. */
+export async function* postChatStream(body, signal) {
+  const res = await send(STREAM_ENDPOINT, body, signal, STREAM_BASE !== "");
+  if (!res.ok) throw await errorFrom(res);
+  const type = res.headers.get("content-type") ?? "";
+  if (!type.startsWith("text/event-stream") || !res.body) throw badResponse(res);
+  try {
+    for await (const { event, data } of readSse(res.body)) {
+      let parsed;
+      try {
+        parsed = JSON.parse(data);
+      } catch {
+        throw badResponse(res);
+      }
+      yield { event, data: parsed };
+    }
+  } catch (err) {
+    // A broken connection mid-stream rejects with TypeError; a user abort stays an AbortError.
+    if (err instanceof TypeError && !signal.aborted) {
+      throw new ChatError("network", "interrupted", { requestId: res.headers.get("x-request-id") });
+    }
+    throw err;
+  }
+}
+
+async function send(url, body, signal, signBody) {
+  // Encode once so the hash below covers exactly the bytes sent.
+  const bytes = new TextEncoder().encode(JSON.stringify(body));
+  const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+  // CloudFront Origin Access Control in front of a Lambda Function URL signs the request
+  // but cannot hash a POST body itself: the client must send the SHA-256 of the body.
+  if (signBody) {
+    const hash = await sha256Hex(bytes);
+    if (hash) headers["x-amz-content-sha256"] = hash;
+  }
+  try {
+    return await fetch(url, { method: "POST", headers, body: bytes, signal });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw new ChatError("network", String(err?.message ?? err));
+  }
+}
+
+async function sha256Hex(bytes) {
+  // crypto.subtle exists only in secure contexts (https, localhost); skip the header elsewhere.
+  if (!globalThis.crypto?.subtle) return null;
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function errorFrom(res) {
+  const headerId = res.headers.get("x-request-id");
+  let payload = null;
+  try {
+    payload = await res.json();
+  } catch {
+    // not the API's JSON error body
+  }
+  const err = payload?.error;
+  if (err && typeof err.code === "string") {
+    return new ChatError(err.code, String(err.message ?? ""), {
+      requestId: err.requestId ?? headerId,
+      status: res.status,
+    });
+  }
+  return new ChatError(CODE_BY_STATUS[res.status] ?? "http_error", `HTTP ${res.status}`, {
+    requestId: headerId,
+    status: res.status,
+  });
+}
+
+function badResponse(res) {
+  return new ChatError("bad_response", "unreadable response", {
+    requestId: res.headers.get("x-request-id"),
+    status: res.status,
+  });
+}

@@ -1,0 +1,140 @@
+// The conversation kept in sessionStorage (survives a reload, not a new tab) and the history
+// sent to the model, trimmed to the server's limits.
+import { MAX_BODY_BYTES } from "./api.js";
+
+const STORAGE_KEY = "chatbot.conversation.v1";
+
+/** Characters as the server counts them: Unicode scalar values (Rust `chars()`), not the
+ * UTF-16 units of `String.length`. */
+export const charCount = (text) => {
+  let n = 0;
+  for (const _ of text) n++;
+  return n;
+};
+
+const firstChars = (text, n) => (charCount(text) <= n ? text : Array.from(text).slice(0, n).join(""));
+
+/** A random conversation id. crypto.randomUUID exists only in secure contexts; the fallback
+ * makes a v4 UUID from getRandomValues, which exists everywhere. */
+export function newConversationId() {
+  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * The messages to send for the turn whose user message is the last of `all`.
+ *
+ * Failed turns: a user message is sent as history only together with a reply that finished
+ * ("done") or that the user stopped ("stopped", its partial text kept: it is what the user saw
+ * and reacted to). A user message whose reply failed or is empty is left out together with
+ * that reply, so roles still alternate user/assistant and the first message is a user one.
+ * Retry removes the failed reply and re-sends its user message as the new last message.
+ *
+ * Then the oldest user+assistant pairs are dropped until the count and total characters fit
+ * the server's limits (and the JSON body fits its 64 KiB limit). Returns the request messages,
+ * how many were dropped for the limits, and the ids of those dropped messages.
+ */
+export function buildRequestMessages(all, limits, conversationId) {
+  const last = all[all.length - 1];
+  const pairs = [];
+  for (let i = 0; i < all.length - 2; i++) {
+    const user = all[i];
+    const reply = all[i + 1];
+    if (user.role !== "user" || reply.role !== "assistant") continue;
+    if ((reply.state === "done" || reply.state === "stopped") && reply.content.trim() !== "") {
+      pairs.push([user, reply]);
+      i++;
+    }
+  }
+  // A long reply may exceed the per-message limit; send its beginning rather than have the
+  // server reject every later turn of this conversation.
+  const wire = (m) => ({ role: m.role, content: firstChars(m.content, limits.maxMessageChars) });
+  const wirePairs = pairs.map(([u, a]) => [wire(u), wire(a)]);
+  const lastWire = { role: "user", content: last.content };
+
+  let count = wirePairs.length * 2 + 1;
+  let total = charCount(lastWire.content);
+  for (const [u, a] of wirePairs) total += charCount(u.content) + charCount(a.content);
+  const encoder = new TextEncoder();
+  const bodyBytes = (from) =>
+    encoder.encode(
+      JSON.stringify({ messages: [...wirePairs.slice(from).flat(), lastWire], conversationId }),
+    ).length;
+
+  let from = 0;
+  while (from < wirePairs.length && (count > limits.maxMessages || total > limits.maxTotalChars)) {
+    const [u, a] = wirePairs[from];
+    count -= 2;
+    total -= charCount(u.content) + charCount(a.content);
+    from++;
+  }
+  // Characters are not bytes (3 bytes each for most CJK text): also fit the body limit.
+  while (from < wirePairs.length && bodyBytes(from) > MAX_BODY_BYTES) from++;
+
+  return {
+    messages: [...wirePairs.slice(from).flat(), lastWire],
+    dropped: from * 2,
+    droppedIds: pairs.slice(0, from).flatMap(([u, a]) => [u.id, a.id]),
+  };
+}
+
+export function saveConversation(state) {
+  try {
+    sessionStorage.setItem(STORAGE_KEY, JSON.stringify(state));
+  } catch {
+    // Storage full or disabled: the chat still works, it just won't survive a reload.
+  }
+}
+
+export function clearConversation() {
+  try {
+    sessionStorage.removeItem(STORAGE_KEY);
+  } catch {
+    // see saveConversation
+  }
+}
+
+/** The saved conversation, or null. Anything malformed is discarded rather than trusted. */
+export function loadConversation() {
+  let raw;
+  try {
+    raw = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? "null");
+  } catch {
+    return null;
+  }
+  if (!raw || typeof raw.conversationId !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(raw.conversationId)) {
+    return null;
+  }
+  if (!Array.isArray(raw.messages)) return null;
+  const messages = raw.messages
+    .filter((m) => m && (m.role === "user" || m.role === "assistant") && typeof m.content === "string")
+    .map((m) => ({
+      id: typeof m.id === "string" ? m.id : newMessageId(),
+      role: m.role,
+      content: m.content,
+      ...(m.role === "assistant"
+        ? {
+            // A reply still streaming when the page went away was cut short: keep it as stopped.
+            state: m.state === "streaming" ? "stopped" : ["done", "stopped", "error"].includes(m.state) ? m.state : "error",
+            usage: m.usage && typeof m.usage === "object" ? m.usage : null,
+            requestId: typeof m.requestId === "string" ? m.requestId : null,
+          }
+        : {}),
+    }));
+  return {
+    conversationId: raw.conversationId,
+    messages,
+    dropped: Number.isInteger(raw.dropped) ? raw.dropped : 0,
+    droppedIds: Array.isArray(raw.droppedIds) ? raw.droppedIds.filter((id) => typeof id === "string") : [],
+  };
+}
+
+let idCounter = 0;
+export function newMessageId() {
+  idCounter += 1;
+  return `m${Date.now().toString(36)}${idCounter}`;
+}

@@ -1,0 +1,3 @@
+//! What requests cost: the pricing table and its arithmetic.
+
+pub mod pricing;

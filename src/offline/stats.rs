@@ -1,0 +1,100 @@
+//! Counters of a running offline model, read by tests.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Live counters of an offline model (cheap to clone; all clones share the same counters).
+#[derive(Clone, Debug, Default)]
+pub struct OfflineStats {
+    inner: Arc<Counters>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    active_streams: AtomicU64,
+    cancelled_streams: AtomicU64,
+    completed_streams: AtomicU64,
+}
+
+impl OfflineStats {
+    /// Converse / ConverseStream requests received (every attempt, faulted or not).
+    pub fn requests(&self) -> u64 {
+        self.inner.requests.load(Ordering::SeqCst)
+    }
+
+    /// ConverseStream bodies currently being sent.
+    pub fn active_streams(&self) -> u64 {
+        self.inner.active_streams.load(Ordering::SeqCst)
+    }
+
+    /// Streams dropped before they were finished: the client went away.
+    pub fn cancelled_streams(&self) -> u64 {
+        self.inner.cancelled_streams.load(Ordering::SeqCst)
+    }
+
+    /// Streams that sent everything they planned to (including injected in-stream faults).
+    pub fn completed_streams(&self) -> u64 {
+        self.inner.completed_streams.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn count_request(&self) {
+        self.inner.requests.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Held by a stream body; counts the stream as active until dropped. Dropping it without
+/// [`StreamGuard::finish`] means hyper dropped the body early, i.e. the client disconnected.
+#[derive(Debug)]
+pub(crate) struct StreamGuard {
+    stats: OfflineStats,
+    finished: bool,
+}
+
+impl StreamGuard {
+    pub(crate) fn new(stats: OfflineStats) -> Self {
+        stats.inner.active_streams.fetch_add(1, Ordering::SeqCst);
+        Self {
+            stats,
+            finished: false,
+        }
+    }
+
+    pub(crate) fn finish(&mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let c = &self.stats.inner;
+        // Outcome first, gauge last: whoever sees the gauge at 0 also sees the outcome.
+        if self.finished {
+            c.completed_streams.fetch_add(1, Ordering::SeqCst);
+        } else {
+            c.cancelled_streams.fetch_add(1, Ordering::SeqCst);
+        }
+        c.active_streams.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guard_counts_cancelled_and_completed() {
+        let stats = OfflineStats::default();
+        let a = StreamGuard::new(stats.clone());
+        let mut b = StreamGuard::new(stats.clone());
+        assert_eq!(stats.active_streams(), 2);
+        b.finish();
+        drop(b);
+        assert_eq!(stats.active_streams(), 1);
+        assert_eq!(stats.completed_streams(), 1);
+        assert_eq!(stats.cancelled_streams(), 0);
+        drop(a);
+        assert_eq!(stats.active_streams(), 0);
+        assert_eq!(stats.cancelled_streams(), 1);
+    }
+}

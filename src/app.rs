@@ -65,7 +65,11 @@ impl AppState {
 /// Every route of the API with its layers, outermost first: telemetry (so even a panic or a
 /// CORS preflight leaves its evidence), panic → 500, CORS, body size limit.
 pub fn app(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new();
+    if state.config().diagnostic_routes {
+        router = router.route("/api/_diag/panic", post(api::fallback::panic));
+    }
+    router
         .route("/api/chat", post(api::chat::chat))
         .route("/api/chat/stream", post(api::stream::chat_stream))
         .route("/api/health", get(api::health::health))

@@ -95,6 +95,11 @@ pub struct ServiceConfig {
     #[arg(long, env = "AWS_XRAY_DAEMON_ADDRESS")]
     pub xray_daemon_address: Option<String>,
 
+    /// Add `POST /api/_diag/panic`, a handler that panics: for tests and drills proving a panic
+    /// still yields a 500, a log line, an EMF document and a trace. Never enable in production.
+    #[arg(long, env = "CHATBOT_DIAGNOSTIC_ROUTES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub diagnostic_routes: bool,
+
     /// Lambda memory size in MB, for the per-request compute cost (Lambda sets it).
     #[arg(long, env = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")]
     pub lambda_memory_mb: Option<u32>,
@@ -167,6 +172,7 @@ impl ServiceConfig {
             log_content_max_chars: 200,
             pricing_file: None,
             xray_daemon_address: None,
+            diagnostic_routes: false,
             lambda_memory_mb: None,
         }
     }

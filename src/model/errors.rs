@@ -1,6 +1,8 @@
 //! Bedrock failures, classified once into the few kinds the API distinguishes.
 
 use aws_sdk_bedrockruntime::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
+use aws_smithy_types::event_stream::RawMessage;
 
 /// A failed model call. `kind` is Bedrock's error name (`ThrottlingException`) or the SDK's
 /// failure class (`TimeoutError`, `DispatchFailure`, …): on-call searches logs by it.
@@ -55,6 +57,25 @@ impl ModelError {
             }
             _ => ModelError::Failed { kind },
         }
+    }
+
+    /// An exception inside an open stream. Its frame carries the type only in a header the SDK
+    /// turns into the variant, not into the error code, so the variant names the kind.
+    pub fn from_stream(err: SdkError<ConverseStreamOutputError, RawMessage>) -> Self {
+        use ConverseStreamOutputError as E;
+        let SdkError::ServiceError(e) = err else {
+            return Self::from_sdk(err);
+        };
+        let e = e.into_err();
+        let kind = match &e {
+            E::InternalServerException(_) => "InternalServerException",
+            E::ModelStreamErrorException(_) => "ModelStreamErrorException",
+            E::ServiceUnavailableException(_) => "ServiceUnavailableException",
+            E::ThrottlingException(_) => "ThrottlingException",
+            E::ValidationException(_) => "ValidationException",
+            _ => e.code().unwrap_or("UnknownStreamError"),
+        };
+        ModelError::from_code(kind, e.message())
     }
 
     pub fn from_sdk<E, R>(err: SdkError<E, R>) -> Self

@@ -62,7 +62,7 @@ impl ReplyStream {
             let wait = self.deadline.saturating_duration_since(now).min(self.idle);
             let received = match tokio::time::timeout(wait, self.rx.recv()).await {
                 Err(_) => return Err(self.fail(ModelError::Timeout)),
-                Ok(Err(e)) => return Err(self.fail(ModelError::from_sdk(e))),
+                Ok(Err(e)) => return Err(self.fail(ModelError::from_stream(e))),
                 Ok(Ok(received)) => received,
             };
             let Some(event) = received else {

@@ -20,7 +20,7 @@ const EXIT_GRACE: Duration = Duration::from_millis(300);
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
-    #[error("could not bind the Runtime API server: {0}")]
+    #[error("could not start the Runtime API server: {0}")]
     Bind(#[source] std::io::Error),
     #[error("could not spawn {binary}: {source}")]
     Spawn {
@@ -79,9 +79,7 @@ impl Emulator {
             setting("AWS_REGION"),
             setting("AWS_LAMBDA_FUNCTION_NAME")
         );
-        let api = RuntimeApi::start(function_arn)
-            .await
-            .map_err(EmulatorError::Bind)?;
+        let api = RuntimeApi::start(function_arn).map_err(EmulatorError::Bind)?;
         let mut env = env;
         // A test may point the function elsewhere on purpose.
         if !overrides

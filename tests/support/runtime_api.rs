@@ -2,6 +2,7 @@
 //! `/next` long-poll and collects what it posts back.
 
 use std::collections::HashMap;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -15,7 +16,6 @@ use axum::routing::{get, post};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 
 use super::invocation::{InitError, Outcome};
 use super::lock::lock;
@@ -54,17 +54,21 @@ struct ApiState {
     init_error: Mutex<Option<InitError>>,
 }
 
-/// The running server. Dropping it stops accepting connections.
+/// The running server. Dropping it stops the server and drops its open connections.
+///
+/// It runs on its own thread and runtime, so it answers the function (and timestamps stream
+/// chunks) even while the test's runtime is busy or blocked.
 pub struct RuntimeApi {
     addr: SocketAddr,
     state: Arc<ApiState>,
     queue: mpsc::UnboundedSender<Queued>,
-    server: JoinHandle<()>,
+    stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
 impl RuntimeApi {
-    pub async fn start(function_arn: String) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    pub fn start(function_arn: String) -> std::io::Result<Self> {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+        listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let (queue, queue_rx) = mpsc::unbounded_channel();
         let state = Arc::new(ApiState {
@@ -86,15 +90,30 @@ impl RuntimeApi {
             )
             .route("/2018-06-01/runtime/init/error", post(init_error))
             .with_state(state.clone());
-        let server = tokio::spawn(async move {
-            // Serving ends only when the task is aborted; an accept error ends it early.
-            let _ = axum::serve(listener, app).await;
-        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("runtime-api".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    // Not graceful: a long-polling `/next` would hold a graceful shutdown open.
+                    tokio::select! {
+                        _ = axum::serve(listener, app).into_future() => {}
+                        _ = stopped => {}
+                    }
+                });
+                // Dropping the runtime here cancels every open connection.
+            })?;
         Ok(Self {
             addr,
             state,
             queue,
-            server,
+            stop: Mutex::new(Some(stop)),
         })
     }
 
@@ -127,7 +146,10 @@ impl RuntimeApi {
     }
 
     pub fn stop(&self) {
-        self.server.abort();
+        if let Some(stop) = lock(&self.stop).take() {
+            // Err only if the server thread already ended.
+            let _ = stop.send(());
+        }
     }
 }
 

@@ -17,7 +17,12 @@ use crate::offline::{self, OfflineConfig};
 use crate::telemetry::{EmfSink, logging};
 
 #[derive(Parser)]
-#[command(name = "chatbot", version, about, args_conflicts_with_subcommands = true)]
+#[command(
+    name = "chatbot",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -64,7 +69,12 @@ struct OfflineModelArgs {
 struct LambdaArgs {
     #[arg(long, env = "CHATBOT_BACKEND", value_enum, default_value = "bedrock")]
     backend: Backend,
-    #[arg(long, env = "CHATBOT_LAMBDA_MODE", value_enum, default_value = "buffered")]
+    #[arg(
+        long,
+        env = "CHATBOT_LAMBDA_MODE",
+        value_enum,
+        default_value = "buffered"
+    )]
     mode: LambdaMode,
     #[command(flatten)]
     service: ServiceConfig,
@@ -76,11 +86,18 @@ pub fn main() -> ExitCode {
     let started = Instant::now();
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         // One invocation at a time: a single-threaded runtime starts faster and uses less memory.
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-        return report(rt.map_err(|e| e.to_string()).and_then(|rt| rt.block_on(lambda())));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        return report(
+            rt.map_err(|e| e.to_string())
+                .and_then(|rt| rt.block_on(lambda())),
+        );
     }
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
     let rt = match rt {
         Ok(rt) => rt,
         Err(e) => return report(Err(e.to_string())),
@@ -137,22 +154,26 @@ async fn serve(args: ServeArgs, started_at: Instant) -> Result<(), String> {
         startupMs = started_at.elapsed().as_secs_f64() * 1000.0,
         "server started"
     );
-    local::serve(listener, router).await.map_err(|e| e.to_string())
+    local::serve(listener, router)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 fn banner(addr: SocketAddr, started: &hosts::Started) {
     let model = started.state.model_id();
-    eprintln!("\n  chatbot {} — open http://{addr} to chat\n", env!("CARGO_PKG_VERSION"));
-    match &started.offline {
-        Some(server) => eprintln!(
+    let backend = match &started.offline {
+        Some(server) => format!(
             "  model: OFFLINE — canned answers from the built-in offline model at {} (no AWS call).\n  \
              To use Amazon Bedrock ({model}): cargo run --release -- --backend bedrock\n  \
              (uses your AWS credentials and AWS_REGION, default us-east-2)\n",
             server.endpoint_url()
         ),
-        None => eprintln!(
-            "  model: Amazon Bedrock {model} in {}\n",
-            started.state.model().region()
-        ),
-    }
+        None => format!("  model: Amazon Bedrock {model} in {}\n", started.state.model().region()),
+    };
+    let text = format!(
+        "\n  chatbot {} — open http://{addr} to chat\n\n{backend}",
+        env!("CARGO_PKG_VERSION")
+    );
+    // A closed stderr must not stop the server (eprintln! would panic).
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
 }

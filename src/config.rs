@@ -75,7 +75,11 @@ pub struct ServiceConfig {
     pub service_name: String,
 
     /// CloudWatch namespace of the EMF metrics.
-    #[arg(long, env = "CHATBOT_METRICS_NAMESPACE", default_value = "ServerlessChatbot")]
+    #[arg(
+        long,
+        env = "CHATBOT_METRICS_NAMESPACE",
+        default_value = "ServerlessChatbot"
+    )]
     pub metrics_namespace: String,
 
     /// Log prompt and reply text (truncated). Off by default: content is private.
@@ -129,12 +133,21 @@ impl ServiceConfig {
     /// Start-up checks with messages that say what to change.
     pub fn check(&self) -> Result<(), String> {
         if !(0.0..=1.0).contains(&self.temperature) {
-            return Err(format!("CHATBOT_TEMPERATURE must be between 0 and 1, got {}", self.temperature));
+            return Err(format!(
+                "CHATBOT_TEMPERATURE must be between 0 and 1, got {}",
+                self.temperature
+            ));
         }
         if self.max_messages == 0 || self.max_message_chars == 0 || self.max_total_chars == 0 {
-            return Err("CHATBOT_MAX_MESSAGES / _MAX_MESSAGE_CHARS / _MAX_TOTAL_CHARS must be positive".into());
+            return Err(
+                "CHATBOT_MAX_MESSAGES / _MAX_MESSAGE_CHARS / _MAX_TOTAL_CHARS must be positive"
+                    .into(),
+            );
         }
-        if self.attempt_timeout_ms == 0 || self.model_timeout_ms == 0 || self.connect_timeout_ms == 0 {
+        if self.attempt_timeout_ms == 0
+            || self.model_timeout_ms == 0
+            || self.connect_timeout_ms == 0
+        {
             return Err("CHATBOT_CONNECT_/ATTEMPT_/MODEL_TIMEOUT_MS must be positive".into());
         }
         if self.service_name.is_empty() || self.service_name.len() > 256 {

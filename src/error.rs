@@ -43,7 +43,8 @@ pub struct ErrorCode(pub &'static str);
 
 impl ApiError {
     pub fn status(&self) -> StatusCode {
-        StatusCode::from_u16(status_for_code(self.code())).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+        StatusCode::from_u16(status_for_code(self.code()))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn code(&self) -> &'static str {

@@ -62,14 +62,14 @@ impl<S: Send + Sync> FromRequest<S> for ChatRequestBody {
             });
         }
         // The router's DefaultBodyLimit stops reading past MAX_BODY_BYTES.
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|rejection| match rejection.status().as_u16() {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            match rejection.status().as_u16() {
                 413 => ApiError::PayloadTooLarge {
                     limit: MAX_BODY_BYTES,
                 },
                 _ => ApiError::InvalidRequest(format!("could not read the body: {rejection}")),
-            })?;
+            }
+        })?;
         decode(&bytes)
     }
 }
@@ -123,7 +123,9 @@ mod tests {
 
     #[test]
     fn wrong_field_names_the_path() {
-        let m = message(decode(br#"{"messages":[{"role":"user","content":"a"},{"role":"bot","content":"b"}]}"#));
+        let m = message(decode(
+            br#"{"messages":[{"role":"user","content":"a"},{"role":"bot","content":"b"}]}"#,
+        ));
         assert!(m.starts_with("messages[1].role"), "{m}");
         let m = message(decode(br#"{"messages":[{"role":"user","content":5}]}"#));
         assert!(m.starts_with("messages[0].content"), "{m}");
@@ -133,8 +135,13 @@ mod tests {
     fn unknown_fields_are_rejected() {
         let m = message(decode(br#"{"messages":[],"model":"x"}"#));
         assert!(m.contains("unknown field `model`"), "{m}");
-        let m = message(decode(br#"{"messages":[{"role":"user","content":"a","name":"n"}]}"#));
-        assert!(m.contains("messages[0]") && m.contains("unknown field `name`"), "{m}");
+        let m = message(decode(
+            br#"{"messages":[{"role":"user","content":"a","name":"n"}]}"#,
+        ));
+        assert!(
+            m.contains("messages[0]") && m.contains("unknown field `name`"),
+            "{m}"
+        );
     }
 
     #[test]

@@ -43,7 +43,10 @@ pub struct Message {
 
 impl ChatRequest {
     pub fn last_user_text(&self) -> &str {
-        self.messages.last().map(|m| m.content.as_str()).unwrap_or("")
+        self.messages
+            .last()
+            .map(|m| m.content.as_str())
+            .unwrap_or("")
     }
 }
 
@@ -69,14 +72,20 @@ pub fn validate(body: ChatRequestBody, limits: &Limits) -> Result<ChatRequest, A
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if id.is_empty() || id.len() > 64 || !ok_chars {
-            return invalid("conversationId: must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into());
+            return invalid(
+                "conversationId: must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
+            );
         }
     }
 
     let mut messages = Vec::with_capacity(count);
     let mut total = 0usize;
     for (i, m) in body.messages.into_iter().enumerate() {
-        let expected = if i % 2 == 0 { Role::User } else { Role::Assistant };
+        let expected = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
         if m.role != expected {
             return invalid(format!(
                 "messages[{i}].role: roles must alternate starting with user; expected {}, got {}",
@@ -148,13 +157,18 @@ mod tests {
         assert_eq!(normalize("a\r\nb\u{0}c\u{7}\td\u{85}e\u{9f}"), "a\nbc\tde");
         let ok = validate(body(&[(U, "  hi\r\n\u{1b}[31m ")]), &Limits::default()).unwrap();
         assert_eq!(ok.messages[0].content, "hi\n[31m");
-        assert!(err(body(&[(U, " \u{0}\r\n\t ")])).starts_with("messages[0].content: must not be empty"));
+        assert!(
+            err(body(&[(U, " \u{0}\r\n\t ")]))
+                .starts_with("messages[0].content: must not be empty")
+        );
     }
 
     #[test]
     fn counts_and_alternation() {
         assert!(err(body(&[])).starts_with("messages: must hold 1 to 40"));
-        let many: Vec<_> = (0..41).map(|i| if i % 2 == 0 { (U, "x") } else { (A, "y") }).collect();
+        let many: Vec<_> = (0..41)
+            .map(|i| if i % 2 == 0 { (U, "x") } else { (A, "y") })
+            .collect();
         assert!(err(body(&many)).contains("got 41"));
         assert!(err(body(&[(A, "x")])).starts_with("messages[0].role"));
         assert!(err(body(&[(U, "x"), (U, "y")])).starts_with("messages[1].role"));
@@ -169,7 +183,9 @@ mod tests {
         let over = "é".repeat(4001);
         assert!(err(body(&[(U, &over)])).contains("4001 characters, the limit is 4000"));
         let long = "x".repeat(4000);
-        let turns: Vec<_> = (0..7).map(|i| (if i % 2 == 0 { U } else { A }, long.as_str())).collect();
+        let turns: Vec<_> = (0..7)
+            .map(|i| (if i % 2 == 0 { U } else { A }, long.as_str()))
+            .collect();
         assert!(err(body(&turns)).contains("28000 characters in total"));
     }
 

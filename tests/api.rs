@@ -21,13 +21,18 @@ async fn emf_validator_catches_each_broken_rule() {
 #[tokio::test]
 async fn health_reports_model_and_limits() {
     let svc = default_service().await;
-    let r = svc.send(Request::get("/api/health").body(Body::empty()).unwrap()).await;
+    let r = svc
+        .send(Request::get("/api/health").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let v = r.json();
     assert_eq!(v["status"], "ok");
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(v["model"], "us.amazon.nova-micro-v1:0");
-    assert_eq!(v["limits"], json!({"maxMessages": 40, "maxMessageChars": 4000, "maxTotalChars": 24000}));
+    assert_eq!(
+        v["limits"],
+        json!({"maxMessages": 40, "maxMessageChars": 4000, "maxTotalChars": 24000})
+    );
     assert!(!r.request_id().is_empty());
 }
 
@@ -43,21 +48,35 @@ async fn chat_returns_the_contract_shape_with_exact_cost() {
         "conversationId": "conv-1"
     });
     let r = svc.send(post_json("/api/chat", &body.to_string())).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let v = r.json();
     assert_eq!(v["requestId"], r.request_id());
     assert_eq!(v["conversationId"], "conv-1");
     assert_eq!(v["model"], "us.amazon.nova-micro-v1:0");
     assert_eq!(v["stopReason"], "end_turn");
     let reply = v["reply"].as_str().unwrap();
-    assert!(reply.to_lowercase().contains("offline") && reply.contains("Tell me more about it"), "{reply}");
+    assert!(
+        reply.to_lowercase().contains("offline") && reply.contains("Tell me more about it"),
+        "{reply}"
+    );
 
     // The offline token model: one token per word; input = system prompt + all messages.
     let words = |s: &str| s.split_whitespace().count() as u64;
     let system = chatbot::config::DEFAULT_SYSTEM_PROMPT;
-    let input = words(system) + words("What is Rust?") + words("A language.") + words("Tell me more about it");
+    let input = words(system)
+        + words("What is Rust?")
+        + words("A language.")
+        + words("Tell me more about it");
     let output = words(reply);
-    assert_eq!(v["usage"], json!({"inputTokens": input, "outputTokens": output, "totalTokens": input + output}));
+    assert_eq!(
+        v["usage"],
+        json!({"inputTokens": input, "outputTokens": output, "totalTokens": input + output})
+    );
 
     // Nova Micro: $0.000035 / $0.00014 per 1K tokens; locally there is no Lambda or API Gateway part.
     let expected = (Decimal::from(input) * Decimal::from_str("0.000035").unwrap()
@@ -82,7 +101,10 @@ async fn chat_returns_the_contract_shape_with_exact_cost() {
     assert_eq!(d["stopReason"], "end_turn");
     assert_eq!(d["Model"], "us.amazon.nova-micro-v1:0");
     assert_eq!(d["ColdStart"], 1);
-    assert_eq!(emf::dimension_sets(d, "Requests"), vec![vec!["Service"], vec!["Service", "Model"]]);
+    assert_eq!(
+        emf::dimension_sets(d, "Requests"),
+        vec![vec!["Service"], vec!["Service", "Model"]]
+    );
 }
 
 #[tokio::test]
@@ -104,39 +126,117 @@ async fn every_error_row_is_reachable() {
     c.diagnostic_routes = true;
     let svc = service(c, OfflineConfig::default()).await;
     let cases: Vec<(Request<Body>, StatusCode, &str)> = vec![
-        (post_json("/api/chat", "{"), StatusCode::BAD_REQUEST, "invalid_request"),
-        (Request::get("/api/nope").body(Body::empty()).unwrap(), StatusCode::NOT_FOUND, "not_found"),
-        (Request::get("/elsewhere").body(Body::empty()).unwrap(), StatusCode::NOT_FOUND, "not_found"),
-        (Request::get("/api/chat").body(Body::empty()).unwrap(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
-        (Request::delete("/api/health").body(Body::empty()).unwrap(), StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         (
-            Request::post("/api/chat").header("content-type", "text/plain").body(Body::from(chat_body("x"))).unwrap(),
+            post_json("/api/chat", "{"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            Request::get("/api/nope").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Request::get("/elsewhere").body(Body::empty()).unwrap(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            Request::get("/api/chat").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Request::delete("/api/health").body(Body::empty()).unwrap(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Request::post("/api/chat")
+                .header("content-type", "text/plain")
+                .body(Body::from(chat_body("x")))
+                .unwrap(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
         (
-            Request::post("/api/chat").body(Body::from(chat_body("x"))).unwrap(),
+            Request::post("/api/chat")
+                .body(Body::from(chat_body("x")))
+                .unwrap(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
         ),
-        (post_json("/api/chat", &chat_body("#fault=throttle")), StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        (post_json("/api/chat", &chat_body("#fault=not-ready")), StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        (post_json("/api/chat", &chat_body("#fault=quota")), StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-        (post_json("/api/chat", &chat_body("#fault=model-error")), StatusCode::BAD_GATEWAY, "model_error"),
-        (post_json("/api/chat", &chat_body("#fault=error")), StatusCode::BAD_GATEWAY, "model_error"),
-        (post_json("/api/chat", &chat_body("#fault=malformed")), StatusCode::BAD_GATEWAY, "model_error"),
-        (post_json("/api/chat", &chat_body("#fault=unavailable")), StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
-        (post_json("/api/chat", &chat_body("#fault=access-denied")), StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
-        (post_json("/api/chat", &chat_body("#fault=not-found")), StatusCode::SERVICE_UNAVAILABLE, "model_unavailable"),
-        (post_json("/api/chat", &chat_body("#fault=model-timeout")), StatusCode::GATEWAY_TIMEOUT, "model_timeout"),
-        (post_json("/api/chat", &chat_body("#fault=validation")), StatusCode::BAD_REQUEST, "invalid_request"),
-        (post_json("/api/_diag/panic", "{}"), StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        (
+            post_json("/api/chat", &chat_body("#fault=throttle")),
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=not-ready")),
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=quota")),
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=model-error")),
+            StatusCode::BAD_GATEWAY,
+            "model_error",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=error")),
+            StatusCode::BAD_GATEWAY,
+            "model_error",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=malformed")),
+            StatusCode::BAD_GATEWAY,
+            "model_error",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=unavailable")),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model_unavailable",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=access-denied")),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model_unavailable",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=not-found")),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "model_unavailable",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=model-timeout")),
+            StatusCode::GATEWAY_TIMEOUT,
+            "model_timeout",
+        ),
+        (
+            post_json("/api/chat", &chat_body("#fault=validation")),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            post_json("/api/_diag/panic", "{}"),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+        ),
     ];
     let n = cases.len();
     for (req, status, code) in cases {
         let what = format!("{} {}", req.method(), req.uri());
         let r = svc.send(req).await;
-        assert_eq!(r.status, status, "{what}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(
+            r.status,
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
         assert_eq!(r.error_code(), code, "{what}");
     }
     // Every one of them left its EMF document, valid, with the right error classification.
@@ -149,22 +249,34 @@ async fn every_error_row_is_reachable() {
     let client_errors = docs.iter().filter(|d| d["ClientErrors"] == 1).count();
     assert_eq!(client_errors, 8, "400×2, 404×2, 405×2, 415×2");
     assert_eq!(server_failures, n - 8);
-    let timeout = docs.iter().find(|d| d["errorCode"] == "model_timeout").unwrap();
+    let timeout = docs
+        .iter()
+        .find(|d| d["errorCode"] == "model_timeout")
+        .unwrap();
     assert_eq!(timeout["ErrorCode"], "model_timeout");
-    assert_eq!(emf::dimension_sets(timeout, "Errors").last().unwrap(), &vec!["Service", "ErrorCode"]);
+    assert_eq!(
+        emf::dimension_sets(timeout, "Errors").last().unwrap(),
+        &vec!["Service", "ErrorCode"]
+    );
 }
 
 #[tokio::test]
 async fn payload_too_large_is_checked_before_parsing() {
     let svc = default_service().await;
-    let big = format!("{{\"messages\": [{{\"role\": \"user\", \"content\": \"{}\"}}]}}", "x".repeat(70_000));
+    let big = format!(
+        "{{\"messages\": [{{\"role\": \"user\", \"content\": \"{}\"}}]}}",
+        "x".repeat(70_000)
+    );
     // Declared length over the limit.
     let r = svc.send(post_json("/api/chat", &big)).await;
     assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(r.error_code(), "payload_too_large");
     // No declared length (chunked): stopped while reading.
     let chunks = futures_util::stream::iter(
-        big.into_bytes().chunks(8192).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>(),
+        big.into_bytes()
+            .chunks(8192)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
     );
     let req = Request::post("/api/chat")
         .header("content-type", "application/json")
@@ -180,12 +292,30 @@ async fn validation_messages_name_the_field() {
     let svc = default_service().await;
     let cases = [
         (json!({"messages": []}), "messages: must hold 1 to 40"),
-        (json!({"messages": [{"role": "assistant", "content": "x"}]}), "messages[0].role"),
-        (json!({"messages": [{"role": "user", "content": "   "}]}), "messages[0].content: must not be empty"),
-        (json!({"messages": [{"role": "user", "content": "x".repeat(4001)}]}), "messages[0].content: 4001 characters"),
-        (json!({"messages": [{"role": "user", "content": "x"}], "conversationId": "bad id"}), "conversationId"),
-        (json!({"messages": [{"role": "user", "content": "x"}], "stream": true}), "unknown field `stream`"),
-        (json!({"messages": [{"role": "robot", "content": "x"}]}), "messages[0].role"),
+        (
+            json!({"messages": [{"role": "assistant", "content": "x"}]}),
+            "messages[0].role",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "   "}]}),
+            "messages[0].content: must not be empty",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "x".repeat(4001)}]}),
+            "messages[0].content: 4001 characters",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "x"}], "conversationId": "bad id"}),
+            "conversationId",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "x"}], "stream": true}),
+            "unknown field `stream`",
+        ),
+        (
+            json!({"messages": [{"role": "robot", "content": "x"}]}),
+            "messages[0].role",
+        ),
         (json!({"messages": "hi"}), "messages:"),
     ];
     for (body, expected) in cases {
@@ -193,11 +323,19 @@ async fn validation_messages_name_the_field() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST);
         assert_eq!(r.error_code(), "invalid_request");
         let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
-        assert!(message.contains(expected), "{message:?} should mention {expected:?}");
+        assert!(
+            message.contains(expected),
+            "{message:?} should mention {expected:?}"
+        );
     }
-    let r = svc.send(post_json("/api/chat", "{\n\"messages\": [}")).await;
+    let r = svc
+        .send(post_json("/api/chat", "{\n\"messages\": [}"))
+        .await;
     let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
-    assert!(message.contains("malformed JSON") && message.contains("line 2"), "{message}");
+    assert!(
+        message.contains("malformed JSON") && message.contains("line 2"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -206,7 +344,10 @@ async fn control_characters_are_stripped_before_the_model_sees_them() {
     let r = svc.chat("line one\r\nline\u{0007} two").await;
     assert_eq!(r.status, StatusCode::OK);
     let reply = r.json()["reply"].as_str().unwrap().to_owned();
-    assert!(reply.contains("line one\nline two") || reply.contains("line one line two"), "{reply}");
+    assert!(
+        reply.contains("line one\nline two") || reply.contains("line one line two"),
+        "{reply}"
+    );
     assert!(!reply.contains('\u{0007}') && !reply.contains('\r'));
 }
 
@@ -214,7 +355,12 @@ async fn control_characters_are_stripped_before_the_model_sees_them() {
 async fn throttling_that_clears_within_the_retries_succeeds() {
     let svc = default_service().await;
     let r = svc.chat("#fault=throttle:2 hello").await;
-    assert_eq!(r.status, StatusCode::OK, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     let d = &svc.wait_emf(1).await[0];
     assert_eq!(d["Throttles"], 2);
     assert_eq!(d["Retries"], 2);
@@ -235,8 +381,14 @@ async fn a_hung_model_times_out_within_the_deadline() {
     let took = t.elapsed();
     assert_eq!(r.status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(r.error_code(), "model_timeout");
-    assert!(took >= Duration::from_millis(300), "gave up before an attempt timed out: {took:?}");
-    assert!(took < Duration::from_millis(800 + 700), "deadline 800 ms not kept: {took:?}");
+    assert!(
+        took >= Duration::from_millis(300),
+        "gave up before an attempt timed out: {took:?}"
+    );
+    assert!(
+        took < Duration::from_millis(800 + 700),
+        "deadline 800 ms not kept: {took:?}"
+    );
 }
 
 #[tokio::test]
@@ -254,7 +406,10 @@ async fn cors_preflight_is_answered_for_configured_origins_only() {
     };
     let r = svc.send(preflight("https://chat.example.com")).await;
     assert!(r.status.is_success());
-    assert_eq!(r.headers["access-control-allow-origin"], "https://chat.example.com");
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://chat.example.com"
+    );
     let methods = r.headers["access-control-allow-methods"].to_str().unwrap();
     assert!(methods.contains("POST"), "{methods}");
     assert!(!r.request_id().is_empty());
@@ -269,10 +424,18 @@ async fn cors_preflight_is_answered_for_configured_origins_only() {
 #[tokio::test]
 async fn stream_sends_meta_deltas_done_with_totals_equal_to_usage() {
     let svc = default_service().await;
-    let body = json!({"messages": [{"role": "user", "content": "stream me"}], "conversationId": "s-1"});
-    let r = svc.send(post_json("/api/chat/stream", &body.to_string())).await;
+    let body =
+        json!({"messages": [{"role": "user", "content": "stream me"}], "conversationId": "s-1"});
+    let r = svc
+        .send(post_json("/api/chat/stream", &body.to_string()))
+        .await;
     assert_eq!(r.status, StatusCode::OK);
-    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        r.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     let events = sse_events(std::str::from_utf8(&r.body).unwrap());
     let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(names.first(), Some(&"meta"));
@@ -283,21 +446,34 @@ async fn stream_sends_meta_deltas_done_with_totals_equal_to_usage() {
     assert_eq!(meta["requestId"], r.request_id());
     assert_eq!(meta["conversationId"], "s-1");
     assert_eq!(meta["model"], "us.amazon.nova-micro-v1:0");
-    let text: String = events.iter().filter(|(e, _)| e == "delta").map(|(_, d)| d["text"].as_str().unwrap()).collect();
+    let text: String = events
+        .iter()
+        .filter(|(e, _)| e == "delta")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
     let done = &events.last().unwrap().1;
     let deltas = events.iter().filter(|(e, _)| e == "delta").count() as u64;
     assert_eq!(done["usage"]["outputTokens"], deltas, "one delta per token");
-    assert_eq!(done["usage"]["outputTokens"], text.split_whitespace().count() as u64);
+    assert_eq!(
+        done["usage"]["outputTokens"],
+        text.split_whitespace().count() as u64
+    );
     assert_eq!(done["stopReason"], "end_turn");
     assert!(done["latencyMs"]["firstToken"].as_u64().is_some());
 
     // Same text as the buffered reply to the same conversation.
-    let buffered = svc.send(post_json("/api/chat", &body.to_string())).await.json();
+    let buffered = svc
+        .send(post_json("/api/chat", &body.to_string()))
+        .await
+        .json();
     assert_eq!(buffered["reply"].as_str().unwrap(), text);
     assert_eq!(buffered["usage"], done["usage"]);
 
     let docs = svc.wait_emf(2).await;
-    let d = docs.iter().find(|d| d["requestId"] == r.request_id()).unwrap();
+    let d = docs
+        .iter()
+        .find(|d| d["requestId"] == r.request_id())
+        .unwrap();
     emf::validate(d).unwrap();
     assert_eq!(d["OutputTokens"], done["usage"]["outputTokens"]);
     assert_eq!(d["CostUSD"], done["cost"]["totalUsd"]);
@@ -308,7 +484,9 @@ async fn stream_sends_meta_deltas_done_with_totals_equal_to_usage() {
 #[tokio::test]
 async fn stream_failure_before_the_first_byte_is_a_json_error() {
     let svc = default_service().await;
-    let r = svc.send(post_json("/api/chat/stream", &chat_body("#fault=throttle"))).await;
+    let r = svc
+        .send(post_json("/api/chat/stream", &chat_body("#fault=throttle")))
+        .await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.error_code(), "rate_limited");
     let r = svc.send(post_json("/api/chat/stream", "{}")).await;
@@ -324,25 +502,39 @@ async fn a_midstream_exception_becomes_an_error_event() {
         ("midstream-unavailable", "model_unavailable"),
         ("malformed", "model_error"),
     ] {
-        let r = svc.send(post_json("/api/chat/stream", &chat_body(&format!("#fault={fault}")))).await;
+        let r = svc
+            .send(post_json(
+                "/api/chat/stream",
+                &chat_body(&format!("#fault={fault}")),
+            ))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{fault}");
         let events = sse_events(std::str::from_utf8(&r.body).unwrap());
         let (last, data) = events.last().unwrap();
         assert_eq!(last, "error", "{fault}: {events:?}");
         assert_eq!(data["code"], code, "{fault}");
         assert_eq!(data["requestId"], r.request_id());
-        assert!(events.iter().any(|(e, _)| e == "delta"), "{fault}: the stream had begun");
+        assert!(
+            events.iter().any(|(e, _)| e == "delta"),
+            "{fault}: the stream had begun"
+        );
         assert!(!events.iter().any(|(e, _)| e == "done"));
     }
     let docs = svc.wait_emf(4).await;
     for d in &docs {
         emf::validate(d).unwrap();
         assert_eq!(d["Errors"], 1, "{d}");
-        assert!(d["statusCode"].as_u64().unwrap() >= 429, "effective status: {d}");
+        assert!(
+            d["statusCode"].as_u64().unwrap() >= 429,
+            "effective status: {d}"
+        );
         // Tokens were generated but never reported: no invented cost.
         assert!(d.get("CostUSD").is_none(), "{d}");
     }
-    let throttled = docs.iter().find(|d| d["errorCode"] == "rate_limited").unwrap();
+    let throttled = docs
+        .iter()
+        .find(|d| d["errorCode"] == "rate_limited")
+        .unwrap();
     assert_eq!(throttled["Throttles"], 1);
 }
 

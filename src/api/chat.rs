@@ -1,7 +1,7 @@
 //! `POST /api/chat`: the whole reply as one JSON document.
 
-use axum::extract::{Extension, State};
 use axum::Json;
+use axum::extract::{Extension, State};
 use serde::Serialize;
 
 use super::reply::{LatencyBody, UsageBody, cost_body};

@@ -16,7 +16,9 @@ const BUILTIN: &str = include_str!("prices.json");
 
 /// Geographic prefixes of Bedrock cross-region inference profiles (`us.amazon.nova-micro-v1:0`).
 /// A profile is billed at its foundation model's price.
-const PROFILE_PREFIXES: &[&str] = &["us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca."];
+const PROFILE_PREFIXES: &[&str] = &[
+    "us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PricingError {
@@ -123,9 +125,14 @@ impl PriceTable {
             }
         }
         let l = &self.lambda;
-        if [l.arm64_gb_second, l.x86_64_gb_second, l.per_request, self.http_api_per_request]
-            .iter()
-            .any(negative)
+        if [
+            l.arm64_gb_second,
+            l.x86_64_gb_second,
+            l.per_request,
+            self.http_api_per_request,
+        ]
+        .iter()
+        .any(negative)
         {
             return Err(PricingError::Invalid("negative Lambda/API price".into()));
         }
@@ -222,7 +229,9 @@ mod tests {
         let base = t.model("amazon.nova-lite-v1:0").unwrap();
         assert_eq!(t.model("eu.amazon.nova-lite-v1:0"), Some(base));
         assert_eq!(
-            t.model("arn:aws:bedrock:us-east-2:123456789012:inference-profile/us.amazon.nova-lite-v1:0"),
+            t.model(
+                "arn:aws:bedrock:us-east-2:123456789012:inference-profile/us.amazon.nova-lite-v1:0"
+            ),
             Some(base)
         );
         assert_eq!(t.model("amazon.titan-unknown"), None);
@@ -255,7 +264,10 @@ mod tests {
     #[test]
     fn negative_prices_are_rejected() {
         let bad = BUILTIN.replace("\"0.000035\"", "\"-1\"");
-        assert!(matches!(PriceTable::parse(&bad), Err(PricingError::Invalid(_))));
+        assert!(matches!(
+            PriceTable::parse(&bad),
+            Err(PricingError::Invalid(_))
+        ));
     }
 
     #[test]

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
-use tower::ServiceExt;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
 /// `/api/*` goes to the API; everything else is a file of the page (or the API's JSON 404).
@@ -38,7 +38,9 @@ pub fn frontend_dir(configured: Option<PathBuf>) -> Option<PathBuf> {
         PathBuf::from("frontend"),
         PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/frontend")),
     ]);
-    candidates.into_iter().find(|p| p.join("index.html").is_file())
+    candidates
+        .into_iter()
+        .find(|p| p.join("index.html").is_file())
 }
 
 pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {

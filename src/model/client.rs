@@ -52,7 +52,9 @@ pub fn offline(config: &ServiceConfig, endpoint: &str) -> (Client, String) {
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(DEFAULT_REGION))
         .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new("offline", "offline", None, None, "offline"))
+        .credentials_provider(Credentials::new(
+            "offline", "offline", None, None, "offline",
+        ))
         .retry_config(retry(config))
         .timeout_config(timeouts(config))
         .build();

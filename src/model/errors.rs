@@ -50,11 +50,15 @@ impl ModelError {
             "ModelTimeoutException" => ModelError::Timeout,
             "ValidationException" => ModelError::Rejected {
                 kind,
-                message: message.unwrap_or("invalid request").chars().take(300).collect(),
+                message: message
+                    .unwrap_or("invalid request")
+                    .chars()
+                    .take(300)
+                    .collect(),
             },
-            "AccessDeniedException" | "ResourceNotFoundException" | "ServiceUnavailableException" => {
-                ModelError::Unavailable { kind }
-            }
+            "AccessDeniedException"
+            | "ResourceNotFoundException"
+            | "ServiceUnavailableException" => ModelError::Unavailable { kind },
             _ => ModelError::Failed { kind },
         }
     }
@@ -115,13 +119,35 @@ mod tests {
 
     #[test]
     fn codes_map_to_kinds() {
-        assert!(matches!(ModelError::from_code("ThrottlingException", None), ModelError::Throttled { .. }));
-        assert!(matches!(ModelError::from_code("throttlingException", None), ModelError::Throttled { kind } if kind == "ThrottlingException"));
-        assert!(matches!(ModelError::from_code("ModelNotReadyException", None), ModelError::Throttled { .. }));
-        assert!(matches!(ModelError::from_code("ModelTimeoutException", None), ModelError::Timeout));
-        assert!(matches!(ModelError::from_code("ValidationException", Some("too long")), ModelError::Rejected { message, .. } if message == "too long"));
-        assert!(matches!(ModelError::from_code("AccessDeniedException", None), ModelError::Unavailable { .. }));
-        assert!(matches!(ModelError::from_code("modelStreamErrorException", None), ModelError::Failed { .. }));
-        assert!(matches!(ModelError::from_code("InternalServerException", None), ModelError::Failed { .. }));
+        assert!(matches!(
+            ModelError::from_code("ThrottlingException", None),
+            ModelError::Throttled { .. }
+        ));
+        assert!(
+            matches!(ModelError::from_code("throttlingException", None), ModelError::Throttled { kind } if kind == "ThrottlingException")
+        );
+        assert!(matches!(
+            ModelError::from_code("ModelNotReadyException", None),
+            ModelError::Throttled { .. }
+        ));
+        assert!(matches!(
+            ModelError::from_code("ModelTimeoutException", None),
+            ModelError::Timeout
+        ));
+        assert!(
+            matches!(ModelError::from_code("ValidationException", Some("too long")), ModelError::Rejected { message, .. } if message == "too long")
+        );
+        assert!(matches!(
+            ModelError::from_code("AccessDeniedException", None),
+            ModelError::Unavailable { .. }
+        ));
+        assert!(matches!(
+            ModelError::from_code("modelStreamErrorException", None),
+            ModelError::Failed { .. }
+        ));
+        assert!(matches!(
+            ModelError::from_code("InternalServerException", None),
+            ModelError::Failed { .. }
+        ));
     }
 }

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_bedrockruntime::Client;
-use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, InferenceConfiguration, Message as SdkMessage, SystemContentBlock,
-};
 use aws_sdk_bedrockruntime::operation::RequestId;
+use aws_sdk_bedrockruntime::types::{
+    ContentBlock, ConversationRole, InferenceConfiguration, Message as SdkMessage,
+    SystemContentBlock,
+};
 
 pub use errors::ModelError;
 pub use stream::{ReplyEvent, ReplyStream};
@@ -88,7 +89,11 @@ impl ModelClient {
     }
 
     /// The whole reply in one response.
-    pub async fn converse(&self, model_id: &str, req: &ChatRequest) -> Result<Completion, ModelError> {
+    pub async fn converse(
+        &self,
+        model_id: &str,
+        req: &ChatRequest,
+    ) -> Result<Completion, ModelError> {
         let call = self.span(Operation::Converse, model_id);
         let stats = Arc::new(AttemptStats::default());
         let sent = self
@@ -130,7 +135,12 @@ impl ModelClient {
         };
         match outcome {
             Ok((completion, request_id)) => {
-                call.succeeded(&stats, request_id.as_deref(), &completion.stop_reason, completion.usage);
+                call.succeeded(
+                    &stats,
+                    request_id.as_deref(),
+                    &completion.stop_reason,
+                    completion.usage,
+                );
                 Ok(completion)
             }
             Err(e) => {
@@ -142,7 +152,11 @@ impl ModelClient {
 
     /// The reply as it is generated. Errors before the stream opens come back here; errors
     /// inside it come as the stream's items.
-    pub async fn converse_stream(&self, model_id: &str, req: &ChatRequest) -> Result<ReplyStream, ModelError> {
+    pub async fn converse_stream(
+        &self,
+        model_id: &str,
+        req: &ChatRequest,
+    ) -> Result<ReplyStream, ModelError> {
         let call = self.span(Operation::ConverseStream, model_id);
         let stats = Arc::new(AttemptStats::default());
         let sent = self

@@ -32,7 +32,10 @@ pub struct ReplyStream {
 pub enum ReplyEvent {
     Text(String),
     /// The reply is complete.
-    End { stop_reason: String, usage: Option<Usage> },
+    End {
+        stop_reason: String,
+        usage: Option<Usage>,
+    },
 }
 
 impl ReplyStream {
@@ -81,7 +84,9 @@ impl ReplyStream {
                     }
                     return Ok(ReplyEvent::Text(text.clone()));
                 }
-                Event::MessageStop(m) => self.stop_reason = Some(m.stop_reason().as_str().to_owned()),
+                Event::MessageStop(m) => {
+                    self.stop_reason = Some(m.stop_reason().as_str().to_owned())
+                }
                 Event::Metadata(m) => self.usage = m.usage().map(token_usage),
                 _ => {}
             }

@@ -159,10 +159,6 @@ async fn next_chunk(mut st: BodyState) -> Option<(io::Result<Bytes>, BodyState)>
         return None;
     }
     let step = st.steps.next()?;
-    if st.steps.len() == 0 {
-        // Everything planned is handed to hyper: whatever happens now is not a cancellation.
-        st.guard.finish();
-    }
     let due = st.started + step.at;
     if due > Instant::now() {
         let shutting_down = tokio::select! {
@@ -174,6 +170,10 @@ async fn next_chunk(mut st: BodyState) -> Option<(io::Result<Bytes>, BodyState)>
             st.done = true;
             return Some((Err(io::Error::other("offline model shutting down")), st));
         }
+    }
+    if st.steps.len() == 0 {
+        // The last frame goes to hyper now: whatever happens next is not a cancellation.
+        st.guard.finish();
     }
     let chunk = match step.action {
         Action::Send(frame) => Ok(frame),

@@ -87,19 +87,59 @@ pub const METRICS: &[MetricDef] = &[
         &[&[DIM_SERVICE, DIM_ERROR_CODE]],
         "1 when the request failed for a reason other than the client's input: status >= 500 or rate_limited (429)"
     ),
-    metric!("ClientErrors", Count, "1 when the request was rejected as the client's fault (4xx other than 429)"),
-    metric!("Throttles", Count, "model calls (attempts) Bedrock throttled, including ones a retry recovered"),
-    metric!("ClientAborts", Count, "1 when the client went away before the reply was complete"),
-    metric!("ColdStart", Count, "1 on the first request a process serves; absent otherwise"),
-    metric!("Latency", Milliseconds, "request time from the first byte in to the last byte out"),
-    metric!("ModelLatency", Milliseconds, "time spent in the Bedrock call(s), retries included"),
-    metric!("TimeToFirstToken", Milliseconds, "streaming only: request start to the first reply text"),
+    metric!(
+        "ClientErrors",
+        Count,
+        "1 when the request was rejected as the client's fault (4xx other than 429)"
+    ),
+    metric!(
+        "Throttles",
+        Count,
+        "model calls (attempts) Bedrock throttled, including ones a retry recovered"
+    ),
+    metric!(
+        "ClientAborts",
+        Count,
+        "1 when the client went away before the reply was complete"
+    ),
+    metric!(
+        "ColdStart",
+        Count,
+        "1 on the first request a process serves; absent otherwise"
+    ),
+    metric!(
+        "Latency",
+        Milliseconds,
+        "request time from the first byte in to the last byte out"
+    ),
+    metric!(
+        "ModelLatency",
+        Milliseconds,
+        "time spent in the Bedrock call(s), retries included"
+    ),
+    metric!(
+        "TimeToFirstToken",
+        Milliseconds,
+        "streaming only: request start to the first reply text"
+    ),
     metric!("InputTokens", Count, "input tokens Bedrock billed"),
     metric!("OutputTokens", Count, "output tokens Bedrock billed"),
-    metric!("CostUSD", None, "total USD of the request: model + Lambda compute + API Gateway"),
-    metric!("CostUnknown", Count, "1 when the model id has no price in the table (CostUSD absent)"),
+    metric!(
+        "CostUSD",
+        None,
+        "total USD of the request: model + Lambda compute + API Gateway"
+    ),
+    metric!(
+        "CostUnknown",
+        Count,
+        "1 when the model id has no price in the table (CostUSD absent)"
+    ),
     metric!("Retries", Count, "model call attempts beyond the first"),
-    metric!("Fallbacks", Count, "1 when the reply came from the fallback model"),
+    metric!(
+        "Fallbacks",
+        Count,
+        "1 when the reply came from the fallback model"
+    ),
 ];
 
 pub fn find(name: &str) -> Option<&'static MetricDef> {

@@ -51,14 +51,18 @@ fn usd(d: Option<rust_decimal::Decimal>) -> Option<f64> {
 }
 
 fn is_server_failure(record: &Record) -> bool {
-    record.error_code.is_some_and(|c| !CLIENT_CODES.contains(&c))
+    record
+        .error_code
+        .is_some_and(|c| !CLIENT_CODES.contains(&c))
 }
 
 /// Through the `metrics` facade: the EMF recorder collects these into this request's document.
 fn record_metrics(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown, latency_ms: f64) {
     counter!(m::REQUESTS).increment(1);
     match r.error_code {
-        Some(code) if is_server_failure(r) => counter!(m::ERRORS, m::DIM_ERROR_CODE => code).increment(1),
+        Some(code) if is_server_failure(r) => {
+            counter!(m::ERRORS, m::DIM_ERROR_CODE => code).increment(1)
+        }
         _ => counter!(m::ERRORS).increment(0),
     }
     let client_error = r.error_code.is_some_and(|c| CLIENT_CODES.contains(&c));
@@ -187,7 +191,8 @@ fn close_span(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown) {
     if let Some(code) = r.error_code {
         span.record("annotation.error_code", code);
     }
-    if status >= 500 {
+    // X-Ray sets error (4xx), throttle (429) and fault (5xx) only on spans in error.
+    if status >= 400 {
         span.set_status(Status::error(r.error_code.unwrap_or("internal")));
     }
     for (key, value) in [

@@ -158,31 +158,35 @@ fn via_api_gateway<B>(req: &Request<B>) -> bool {
     }
 }
 
-pin_project_lite::pin_project! {
-    /// The response body, watched: its end (or its drop) finishes the request's telemetry.
-    pub struct TelemetryBody {
-        #[pin]
-        inner: Body,
-        ctx: Option<Arc<RequestCtx>>,
-    }
-
-    impl PinnedDrop for TelemetryBody {
-        fn drop(this: Pin<&mut Self>) {
-            let this = this.project();
-            if let Some(ctx) = this.ctx.take() {
-                // Dropped before its end: the client went away (or the host gave up on it).
-                let complete = http_body::Body::is_end_stream(&*this.inner);
-                finish(&ctx, !complete);
-            }
-        }
-    }
+/// The response body, watched: its end (or its drop) finishes the request's telemetry.
+pub struct TelemetryBody {
+    /// `None` once dropped; `Body` is `Unpin`, so no pin projection is needed.
+    inner: Option<Body>,
+    ctx: Option<Arc<RequestCtx>>,
 }
 
 impl TelemetryBody {
     fn new(inner: Body, ctx: Arc<RequestCtx>) -> Self {
         TelemetryBody {
-            inner,
+            inner: Some(inner),
             ctx: Some(ctx),
+        }
+    }
+}
+
+impl Drop for TelemetryBody {
+    fn drop(&mut self) {
+        if let Some(ctx) = self.ctx.take() {
+            // Dropped before its end: the client went away (or the host gave up on it).
+            let complete = self
+                .inner
+                .as_ref()
+                .is_none_or(http_body::Body::is_end_stream);
+            // Drop the body first: a model stream inside settles its call (as cancelled) now,
+            // so the evidence below includes it.
+            let inner = self.inner.take();
+            ctx.sync_scope(|| drop(inner));
+            finish(&ctx, !complete);
         }
     }
 }
@@ -195,12 +199,15 @@ impl http_body::Body for TelemetryBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let this = self.project();
+        let this = self.get_mut();
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
         let Some(ctx) = this.ctx.as_ref() else {
-            return this.inner.poll_frame(cx);
+            return Pin::new(inner).poll_frame(cx);
         };
         // Streaming bodies run model code while polled: keep the request current for it.
-        let polled = ctx.sync_scope(|| ctx.span().in_scope(|| this.inner.poll_frame(cx)));
+        let polled = ctx.sync_scope(|| ctx.span().in_scope(|| Pin::new(inner).poll_frame(cx)));
         if let Poll::Ready(None | Some(Err(_))) = &polled {
             let ctx = this.ctx.take().expect("checked above");
             finish(&ctx, false);
@@ -209,10 +216,15 @@ impl http_body::Body for TelemetryBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner
+            .as_ref()
+            .is_none_or(http_body::Body::is_end_stream)
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map(http_body::Body::size_hint)
+            .unwrap_or_default()
     }
 }

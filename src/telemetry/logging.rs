@@ -13,13 +13,13 @@ use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::Layer;
 
 use crate::config::ServiceConfig;
 use crate::telemetry::context::RequestCtx;
@@ -78,7 +78,8 @@ pub fn init(config: &ServiceConfig, in_lambda: bool) -> Result<TelemetryGuard, S
 
     let (otel_layer, provider) = match &config.xray_daemon_address {
         Some(addr) => {
-            let provider = xray::tracer_provider(xray::daemon_address(addr)?, &config.service_name)?;
+            let provider =
+                xray::tracer_provider(xray::daemon_address(addr)?, &config.service_name)?;
             use opentelemetry::trace::TracerProvider as _;
             let tracer = provider.tracer("chatbot");
             // Only our spans become segments: the runtime's own spans would start unrelated
@@ -110,7 +111,9 @@ fn install_panic_hook() {
             .map(|s| (*s).to_owned())
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "non-string panic payload".into());
-        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()));
         tracing::error!(
             target: "chatbot::panic",
             panicMessage = %message,
@@ -141,14 +144,22 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, _: &FmtContext<'_, S, N>, mut w: Writer<'_>, event: &Event<'_>) -> fmt::Result {
+    fn format_event(
+        &self,
+        _: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
         let now = time::OffsetDateTime::now_utc();
         let timestamp = now
             .format(&time::format_description::well_known::Rfc3339)
             .map_err(|_| fmt::Error)?;
         let mut map = Map::new();
         map.insert("timestamp".into(), Value::String(timestamp));
-        map.insert("level".into(), Value::String(event.metadata().level().to_string()));
+        map.insert(
+            "level".into(),
+            Value::String(event.metadata().level().to_string()),
+        );
         map.insert("message".into(), Value::Null);
         event.record(&mut JsonFields(&mut map));
         map.insert("service".into(), Value::String(self.service.clone()));
@@ -165,7 +176,10 @@ where
         if let Some(v) = &self.function_version {
             map.insert("functionVersion".into(), Value::String(v.clone()));
         }
-        map.insert("logger".into(), Value::String(event.metadata().target().to_owned()));
+        map.insert(
+            "logger".into(),
+            Value::String(event.metadata().target().to_owned()),
+        );
         let line = serde_json::to_string(&map).map_err(|_| fmt::Error)?;
         writeln!(w, "{line}")
     }
@@ -190,6 +204,7 @@ impl Visit for JsonFields<'_> {
         self.0.insert(f.name().into(), v.into());
     }
     fn record_debug(&mut self, f: &Field, v: &dyn fmt::Debug) {
-        self.0.insert(f.name().into(), Value::String(format!("{v:?}")));
+        self.0
+            .insert(f.name().into(), Value::String(format!("{v:?}")));
     }
 }

@@ -88,7 +88,11 @@ impl Telemetry {
     }
 
     fn warn_unknown_price(&self, model_id: &str) {
-        let first = self.warned_prices.lock().unwrap().insert(model_id.to_owned());
+        let first = self
+            .warned_prices
+            .lock()
+            .unwrap()
+            .insert(model_id.to_owned());
         if first {
             tracing::warn!(
                 modelId = model_id,

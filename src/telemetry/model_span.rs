@@ -37,7 +37,13 @@ pub struct ModelCallSpan {
 }
 
 impl ModelCallSpan {
-    pub fn start(op: Operation, model_id: &str, region: &str, max_tokens: i32, temperature: f32) -> Self {
+    pub fn start(
+        op: Operation,
+        model_id: &str,
+        region: &str,
+        max_tokens: i32,
+        temperature: f32,
+    ) -> Self {
         RequestCtx::with_current(|ctx| {
             let mut r = ctx.record();
             r.model_id = Some(model_id.to_owned());
@@ -88,7 +94,9 @@ impl ModelCallSpan {
             )],
         );
         RequestCtx::with_current(|ctx| {
-            ctx.record().time_to_first_token.get_or_insert(ctx.elapsed());
+            ctx.record()
+                .time_to_first_token
+                .get_or_insert(ctx.elapsed());
         });
     }
 
@@ -113,11 +121,15 @@ impl ModelCallSpan {
             self.span.record("aws.request_id", id);
         }
         self.span.record("http.response.status_code", 200i64);
-        self.span.record("gen_ai.usage.input_tokens", usage.input_tokens as i64);
-        self.span.record("gen_ai.usage.output_tokens", usage.output_tokens as i64);
+        self.span
+            .record("gen_ai.usage.input_tokens", usage.input_tokens as i64);
+        self.span
+            .record("gen_ai.usage.output_tokens", usage.output_tokens as i64);
         self.span.set_attribute(
             "gen_ai.response.finish_reasons",
-            Value::Array(Array::String(vec![StringValue::from(stop_reason.to_owned())])),
+            Value::Array(Array::String(vec![StringValue::from(
+                stop_reason.to_owned(),
+            )])),
         );
         self.settle(stats, |r| {
             r.stop_reason = Some(stop_reason.to_owned());
@@ -136,7 +148,10 @@ impl ModelCallSpan {
     }
 
     pub fn failed(self, stats: &AttemptStats, e: &ModelError) {
-        let status = stats.last_status().filter(|s| *s >= 400).or_else(|| equivalent_status(e));
+        let status = stats
+            .last_status()
+            .filter(|s| *s >= 400)
+            .or_else(|| equivalent_status(e));
         self.fail_with(stats, e, status, false);
     }
 
@@ -151,13 +166,7 @@ impl ModelCallSpan {
         self.settle(stats, |r| r.usage_unknown = true);
     }
 
-    fn fail_with(
-        self,
-        stats: &AttemptStats,
-        e: &ModelError,
-        status: Option<u16>,
-        billed: bool,
-    ) {
+    fn fail_with(self, stats: &AttemptStats, e: &ModelError, status: Option<u16>, billed: bool) {
         if let Some(s) = status {
             self.span.record("http.response.status_code", s as i64);
         }

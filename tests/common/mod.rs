@@ -39,7 +39,9 @@ pub fn config() -> ServiceConfig {
 
 pub async fn service(config: ServiceConfig, offline: OfflineConfig) -> TestService {
     let (sink, emf) = EmfSink::memory();
-    let started = hosts::start(config, Backend::Offline, offline, sink).await.expect("service starts");
+    let started = hosts::start(config, Backend::Offline, offline, sink)
+        .await
+        .expect("service starts");
     TestService {
         router: chatbot::app(started.state.clone()),
         started,
@@ -57,7 +59,11 @@ impl TestService {
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.expect("body").to_bytes();
-        Reply { status, headers, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn chat(&self, text: &str) -> Reply {
@@ -66,7 +72,12 @@ impl TestService {
 
     /// EMF documents written so far, parsed.
     pub fn emf_docs(&self) -> Vec<Value> {
-        self.emf.lock().unwrap().iter().map(|l| serde_json::from_str(l).expect("EMF is JSON")).collect()
+        self.emf
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("EMF is JSON"))
+            .collect()
     }
 
     /// Wait for `n` EMF documents (a streamed reply finishes its telemetry as its body ends).
@@ -104,7 +115,11 @@ impl Reply {
         let e = &v["error"];
         assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
         assert_eq!(e["requestId"], self.request_id(), "{v}");
-        assert_eq!(v.as_object().unwrap().len(), 1, "only `error` at the top: {v}");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            1,
+            "only `error` at the top: {v}"
+        );
         e["code"].as_str().expect("code").to_owned()
     }
 }
@@ -134,7 +149,12 @@ pub fn sse_events(body: &str) -> Vec<(String, Value)> {
                     data.push_str(d.trim_start());
                 }
             }
-            (!data.is_empty()).then(|| (event, serde_json::from_str(&data).expect("event data is JSON")))
+            (!data.is_empty()).then(|| {
+                (
+                    event,
+                    serde_json::from_str(&data).expect("event data is JSON"),
+                )
+            })
         })
         .collect()
 }

@@ -14,7 +14,9 @@ pub struct Daemon {
 impl Daemon {
     pub fn bind() -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind UDP");
-        socket.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         Daemon { socket }
     }
 
@@ -29,7 +31,9 @@ impl Daemon {
         let mut last = Instant::now();
         while last.elapsed() < quiet {
             if let Ok(n) = self.socket.recv(&mut buf) {
-                docs.push(parse_datagram(&buf[..n]).unwrap_or_else(|e| panic!("bad datagram: {e}")));
+                docs.push(
+                    parse_datagram(&buf[..n]).unwrap_or_else(|e| panic!("bad datagram: {e}")),
+                );
                 last = Instant::now();
             }
         }
@@ -38,7 +42,9 @@ impl Daemon {
 }
 
 fn is_hex(s: &str, len: usize) -> bool {
-    s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    s.len() == len
+        && s.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 pub fn is_trace_id(s: &str) -> bool {
@@ -75,7 +81,11 @@ fn check_document(doc: &Value, top: bool) -> Result<(), String> {
     match (doc["end_time"].as_f64(), doc.get("in_progress")) {
         (Some(end), _) if end >= start => {}
         (None, Some(Value::Bool(true))) => {}
-        _ => return Err(format!("{name}: no end_time >= start_time and not in_progress")),
+        _ => {
+            return Err(format!(
+                "{name}: no end_time >= start_time and not in_progress"
+            ));
+        }
     }
     if top {
         let trace = doc["trace_id"].as_str().ok_or("no trace_id")?;
@@ -93,7 +103,9 @@ fn check_document(doc: &Value, top: bool) -> Result<(), String> {
     }
     if let Some(ann) = doc.get("annotations") {
         for (k, v) in ann.as_object().ok_or("annotations not an object")? {
-            let key_ok = !k.is_empty() && k.len() <= 500 && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            let key_ok = !k.is_empty()
+                && k.len() <= 500
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
             if !key_ok {
                 return Err(format!("annotation key {k:?} invalid"));
             }
@@ -123,7 +135,12 @@ pub fn flatten(docs: &[Value]) -> Vec<(String, Value)> {
     }
     let mut out = Vec::new();
     for d in docs {
-        walk(d["trace_id"].as_str().unwrap_or_default(), None, d, &mut out);
+        walk(
+            d["trace_id"].as_str().unwrap_or_default(),
+            None,
+            d,
+            &mut out,
+        );
     }
     out
 }
@@ -131,7 +148,11 @@ pub fn flatten(docs: &[Value]) -> Vec<(String, Value)> {
 /// Check one trace: its segments all carry `trace_id`, every subsegment's parent is among them,
 /// and every child lies within its parent's time span.
 pub fn check_trace(docs: &[Value], trace_id: &str) -> Result<Vec<Value>, String> {
-    let nodes: Vec<Value> = flatten(docs).into_iter().filter(|(t, _)| t == trace_id).map(|(_, n)| n).collect();
+    let nodes: Vec<Value> = flatten(docs)
+        .into_iter()
+        .filter(|(t, _)| t == trace_id)
+        .map(|(_, n)| n)
+        .collect();
     if nodes.is_empty() {
         return Err(format!("no segments for trace {trace_id}"));
     }
@@ -140,16 +161,22 @@ pub fn check_trace(docs: &[Value], trace_id: &str) -> Result<Vec<Value>, String>
             continue;
         }
         let pid = n["parent_id"].as_str().unwrap();
-        let parent = nodes
-            .iter()
-            .find(|p| p["id"] == pid)
-            .ok_or(format!("subsegment {} has no parent {pid} in the trace", n["name"]))?;
-        let (ps, pe) = (parent["start_time"].as_f64().unwrap(), parent["end_time"].as_f64().unwrap_or(f64::MAX));
+        let parent = nodes.iter().find(|p| p["id"] == pid).ok_or(format!(
+            "subsegment {} has no parent {pid} in the trace",
+            n["name"]
+        ))?;
+        let (ps, pe) = (
+            parent["start_time"].as_f64().unwrap(),
+            parent["end_time"].as_f64().unwrap_or(f64::MAX),
+        );
         let cs = n["start_time"].as_f64().unwrap();
         let ce = n["end_time"].as_f64().unwrap_or(cs);
         // X-Ray times are float seconds: allow a microsecond of rounding.
         if cs + 1e-6 < ps || ce > pe + 1e-6 {
-            return Err(format!("subsegment {} [{cs}, {ce}] outside parent [{ps}, {pe}]", n["name"]));
+            return Err(format!(
+                "subsegment {} [{cs}, {ce}] outside parent [{ps}, {pe}]",
+                n["name"]
+            ));
         }
     }
     Ok(nodes)

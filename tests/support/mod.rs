@@ -2,17 +2,17 @@
 // Each integration-test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
-pub mod child;
+mod child;
 pub mod events;
-pub mod http_reply;
-pub mod invocation;
-pub mod lambda_emulator;
+mod http_reply;
+mod invocation;
+mod lambda_emulator;
 mod lambda_env;
 mod lock;
 mod runtime_api;
 mod streamed_body;
 
-// Shortcuts for tests; each test binary uses only some of them.
+// The public API; each test binary uses only some of it.
 #[allow(unused_imports)]
 pub use child::Line;
 #[allow(unused_imports)]

@@ -168,8 +168,17 @@ async fn next_event(State(state): State<Arc<ApiState>>) -> Response {
         }
         unset
     });
-    // Long-poll: one poller at a time takes the next queued event.
-    let queued = state.queue.lock().await.recv().await;
+    // Long-poll: one poller at a time takes the next queued event, skipping events whose test
+    // stopped waiting before the function got to them.
+    let queued = {
+        let mut queue = state.queue.lock().await;
+        loop {
+            match queue.recv().await {
+                Some(queued) if queued.reply.is_closed() => continue,
+                other => break other,
+            }
+        }
+    };
     let Some(queued) = queued else {
         return (StatusCode::INTERNAL_SERVER_ERROR, "emulator shutting down").into_response();
     };

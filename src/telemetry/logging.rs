@@ -45,6 +45,14 @@ impl Drop for TelemetryGuard {
 /// How this process logs, from the environment: Lambda's advanced logging controls
 /// (`AWS_LAMBDA_LOG_FORMAT`, `AWS_LAMBDA_LOG_LEVEL`) in Lambda, `RUST_LOG` locally.
 pub fn init(config: &ServiceConfig, in_lambda: bool) -> Result<TelemetryGuard, String> {
+    init_with_writer(config, in_lambda, std::io::stdout)
+}
+
+/// As [`init`], logging to `writer` instead of stdout (benchmarks log to a sink).
+pub fn init_with_writer<W>(config: &ServiceConfig, in_lambda: bool, writer: W) -> Result<TelemetryGuard, String>
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let json = match std::env::var("AWS_LAMBDA_LOG_FORMAT").ok().as_deref() {
         Some(f) if f.eq_ignore_ascii_case("text") => false,
         Some(_) => true,
@@ -66,11 +74,11 @@ pub fn init(config: &ServiceConfig, in_lambda: bool) -> Result<TelemetryGuard, S
     let fmt_layer = if json {
         tracing_subscriber::fmt::layer()
             .event_format(PowertoolsJson::new(&config.service_name))
-            .with_writer(std::io::stdout)
+            .with_writer(writer)
             .boxed()
     } else {
         tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stdout)
+            .with_writer(writer)
             .with_target(false)
             .compact()
             .boxed()

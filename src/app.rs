@@ -17,6 +17,7 @@ use crate::model::ModelClient;
 use crate::request::MAX_BODY_BYTES;
 use crate::telemetry::{Telemetry, TelemetryLayer};
 use crate::validation::Limits;
+use crate::variants::Variants;
 
 /// What handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -27,18 +28,24 @@ pub struct AppState {
 struct Inner {
     config: ServiceConfig,
     model: ModelClient,
+    variants: Variants,
     telemetry: Arc<Telemetry>,
 }
 
 impl AppState {
-    pub fn new(config: ServiceConfig, model: ModelClient, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(config: ServiceConfig, model: ModelClient, variants: Variants, telemetry: Arc<Telemetry>) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 config,
                 model,
+                variants,
                 telemetry,
             }),
         }
+    }
+
+    pub fn variants(&self) -> &Variants {
+        &self.inner.variants
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -49,8 +56,11 @@ impl AppState {
         &self.inner.model
     }
 
+    /// The model most traffic goes to (the heaviest variant's).
     pub fn model_id(&self) -> &str {
-        &self.inner.config.model_id
+        let list = self.inner.variants.list();
+        let main = list.iter().max_by_key(|v| v.weight).expect("at least one variant");
+        &main.model_id
     }
 
     pub fn limits(&self) -> Limits {

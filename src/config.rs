@@ -26,6 +26,19 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_MODEL_ID", default_value = DEFAULT_MODEL_ID)]
     pub model_id: String,
 
+    /// A/B variants: `name=modelId:weight,…` (e.g. `micro=us.amazon.nova-micro-v1:0:90,lite=us.amazon.nova-lite-v1:0:10`).
+    /// Unset: one variant, `default`, serving --model-id.
+    #[arg(long, env = "CHATBOT_MODEL_VARIANTS")]
+    pub model_variants: Option<String>,
+
+    /// Model tried once when the assigned one is throttled or unavailable after its retries.
+    #[arg(long, env = "CHATBOT_FALLBACK_MODEL_ID")]
+    pub fallback_model_id: Option<String>,
+
+    /// Let a request pick its variant (`"variant": "lite"` in the body). Off: assignment only.
+    #[arg(long, env = "CHATBOT_ALLOW_VARIANT_CHOICE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_variant_choice: bool,
+
     /// System prompt sent with every conversation.
     #[arg(long, env = "CHATBOT_SYSTEM_PROMPT", default_value = DEFAULT_SYSTEM_PROMPT)]
     pub system_prompt: String,
@@ -168,6 +181,9 @@ impl ServiceConfig {
     pub fn defaults() -> Self {
         ServiceConfig {
             model_id: DEFAULT_MODEL_ID.into(),
+            model_variants: None,
+            fallback_model_id: None,
+            allow_variant_choice: false,
             system_prompt: DEFAULT_SYSTEM_PROMPT.into(),
             max_tokens: 512,
             temperature: 0.7,

@@ -8,7 +8,8 @@
 //!   same router.
 //! - [`app`]: `app(state) -> Router`, every route and layer; [`config`]: every setting.
 //! - [`request`] decodes the body, [`validation`] applies the rules, [`api`] holds the handlers.
-//! - [`model`] calls Bedrock (Converse / ConverseStream) through the AWS SDK.
+//! - [`variants`] assigns each conversation its model (A/B weights, sticky); [`model`] calls
+//!   Bedrock (Converse / ConverseStream) through the AWS SDK, with the fallback model on throttling.
 //! - [`telemetry`]: the layer that gives every request its summary log line, EMF document and
 //!   X-Ray segment, plus the model-call span; [`cost`] prices each request.
 //! - [`error`]: the typed API error and its single mapping to HTTP.
@@ -27,5 +28,6 @@ pub mod offline;
 pub mod request;
 pub mod telemetry;
 pub mod validation;
+pub mod variants;
 
 pub use app::{AppState, app};

@@ -19,6 +19,9 @@ pub struct ChatRequestBody {
     pub messages: Vec<WireMessage>,
     #[serde(default)]
     pub conversation_id: Option<String>,
+    /// A variant by name; accepted only where operators allow choosing (`CHATBOT_ALLOW_VARIANT_CHOICE`).
+    #[serde(default)]
+    pub variant: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -33,6 +33,7 @@ impl Default for Limits {
 pub struct ChatRequest {
     pub messages: Vec<Message>,
     pub conversation_id: Option<String>,
+    pub variant: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +123,7 @@ pub fn validate(body: ChatRequestBody, limits: &Limits) -> Result<ChatRequest, A
     Ok(ChatRequest {
         messages,
         conversation_id: body.conversation_id,
+        variant: body.variant,
     })
 }
 
@@ -140,6 +142,7 @@ mod tests {
                 })
                 .collect(),
             conversation_id: None,
+            variant: None,
         }
     }
 

@@ -101,9 +101,11 @@ async fn chat_returns_the_contract_shape_with_exact_cost() {
     assert_eq!(d["stopReason"], "end_turn");
     assert_eq!(d["Model"], "us.amazon.nova-micro-v1:0");
     assert_eq!(d["ColdStart"], 1);
+    assert_eq!(d["Variant"], "default");
+    assert_eq!(v["variant"], "default");
     assert_eq!(
         emf::dimension_sets(d, "Requests"),
-        vec![vec!["Service"], vec!["Service", "Model"]]
+        vec![vec!["Service"], vec!["Service", "Model"], vec!["Service", "Variant"]]
     );
 }
 

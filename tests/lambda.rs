@@ -172,6 +172,7 @@ async fn three_invocations_in_one_process_leave_logs_metrics_and_traces() {
     assert_eq!(doc["InputTokens"], usage["inputTokens"]);
     assert_eq!(doc["OutputTokens"], usage["outputTokens"]);
     assert_eq!(doc["conversationId"], "c-42");
+    assert_eq!((&summary["variant"], &doc["Variant"]), (&Value::from("default"), &Value::from("default")));
     check_cost(&summary, &doc, usage);
 
     // X-Ray: a segment per invocation in the invocation's trace, parented on Lambda's segment,
@@ -197,6 +198,7 @@ async fn three_invocations_in_one_process_leave_logs_metrics_and_traces() {
         .unwrap();
     assert_eq!(segment["annotations"]["model"], "us.amazon.nova-micro-v1:0");
     assert_eq!(segment["annotations"]["stop_reason"], "end_turn");
+    assert_eq!(segment["annotations"]["variant"], "default");
     assert_eq!(segment["annotations"]["cold_start"], true);
     assert_eq!(segment["http"]["response"]["status"], 200);
     assert!(

@@ -5,6 +5,7 @@ use axum::extract::{Extension, State};
 use serde::Serialize;
 
 use super::reply::{LatencyBody, UsageBody, cost_body};
+use super::routing::{assign, with_fallback};
 use crate::app::AppState;
 use crate::cost::pricing::CostBreakdown;
 use crate::error::ApiError;
@@ -20,6 +21,7 @@ pub struct ChatResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation_id: Option<String>,
     model: String,
+    variant: String,
     reply: String,
     stop_reason: String,
     usage: UsageBody,
@@ -33,15 +35,17 @@ pub async fn chat(
     body: ChatRequestBody,
 ) -> Result<Json<ChatResponse>, ApiError> {
     let req = validate(body, &state.limits())?;
-    ctx.record().conversation_id = req.conversation_id.clone();
-    let model_id = state.model_id().to_owned();
-    let completion = state.model().converse(&model_id, &req).await?;
+    let variant = assign(&state, &ctx, &req)?;
+    let (model, req_ref) = (state.model(), &req);
+    let (completion, model_id) =
+        with_fallback(&state, &variant.model_id, |id| async move { model.converse(&id, req_ref).await }).await?;
     record_content(req.last_user_text(), &completion.text);
     let cost = ctx.settle_cost();
     Ok(Json(ChatResponse {
         request_id: ctx.request_id.clone(),
         conversation_id: req.conversation_id,
         model: model_id,
+        variant: variant.name.clone(),
         reply: completion.text,
         stop_reason: completion.stop_reason,
         usage: completion.usage.into(),

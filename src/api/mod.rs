@@ -5,4 +5,5 @@ pub mod chat;
 pub mod fallback;
 pub mod health;
 pub mod reply;
+pub mod routing;
 pub mod stream;

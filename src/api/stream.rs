@@ -16,6 +16,7 @@ use futures_util::stream::{self, Stream};
 use serde::Serialize;
 
 use super::reply::{LatencyBody, UsageBody, cost_body};
+use super::routing::{assign, with_fallback};
 use crate::app::AppState;
 use crate::cost::pricing::CostBreakdown;
 use crate::error::ApiError;
@@ -33,6 +34,7 @@ struct Meta<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation_id: Option<&'a str>,
     model: &'a str,
+    variant: &'a str,
 }
 
 #[derive(Serialize)]
@@ -55,15 +57,18 @@ pub async fn chat_stream(
     body: ChatRequestBody,
 ) -> Result<Response, ApiError> {
     let req = validate(body, &state.limits())?;
-    ctx.record().conversation_id = req.conversation_id.clone();
-    let model_id = state.model_id().to_owned();
-    let reply = state.model().converse_stream(&model_id, &req).await?;
+    let variant = assign(&state, &ctx, &req)?;
+    let (model, req_ref) = (state.model(), &req);
+    // Fallback is possible only until the stream has opened: after that, text has been sent.
+    let (reply, model_id) =
+        with_fallback(&state, &variant.model_id, |id| async move { model.converse_stream(&id, req_ref).await }).await?;
     let meta = json_event(
         "meta",
         &Meta {
             request_id: &ctx.request_id,
             conversation_id: req.conversation_id.as_deref(),
             model: &model_id,
+            variant: &variant.name,
         },
     );
     let prompt = ctx.log_content().map(|_| req.last_user_text().to_owned());

@@ -14,6 +14,7 @@ use crate::cost::pricing::PriceTable;
 use crate::model::{ModelClient, client};
 use crate::offline::{self, OfflineConfig, OfflineServer};
 use crate::telemetry::{EmfSink, Telemetry};
+use crate::variants::Variants;
 
 /// A started service: its state, and the embedded offline model when that is the backend
 /// (kept alive as long as the service).
@@ -30,6 +31,7 @@ pub async fn start(
     emf: EmfSink,
 ) -> Result<Started, String> {
     config.check()?;
+    // Variants are checked against the price table before anything starts.
     let pricing = match &config.pricing_file {
         Some(path) => PriceTable::from_file(path).map_err(|e| e.to_string())?,
         None => PriceTable::builtin(),
@@ -44,10 +46,17 @@ pub async fn start(
         }
         Backend::Bedrock => (None, client::bedrock(&config).await),
     };
+    let variants = Variants::from_config(
+        config.model_variants.as_deref(),
+        &config.model_id,
+        config.fallback_model_id.as_deref(),
+        config.allow_variant_choice,
+        &pricing,
+    )?;
     let telemetry = Arc::new(Telemetry::new(&config, Arc::new(pricing), emf));
     let model = ModelClient::new(sdk, region, &config);
     Ok(Started {
-        state: AppState::new(config, model, telemetry),
+        state: AppState::new(config, model, variants, telemetry),
         offline,
     })
 }

@@ -66,13 +66,22 @@ pub const KINDS: &[(&str, FaultKind)] = &[
     ("malformed", FaultKind::Malformed),
 ];
 
-/// A parsed `#fault=<kind>[:<N>]` directive.
+/// A parsed `#fault=<kind>[:<N>][@<model>]` directive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Directive {
+pub struct Directive<'a> {
     pub name: &'static str,
     pub kind: FaultKind,
     /// `:N`: only the first N attempts of the identical request fail. `None`: every attempt.
     pub fail_attempts: Option<u32>,
+    /// `@text`: only requests whose model id contains `text` (to fail one model of several,
+    /// e.g. the primary but not the fallback).
+    pub only_model: Option<&'a str>,
+}
+
+impl Directive<'_> {
+    pub fn applies_to(&self, model_id: &str) -> bool {
+        self.only_model.is_none_or(|m| model_id.contains(m))
+    }
 }
 
 /// Whether a word of a user message is a fault directive (kept out of the echoed reply).
@@ -81,13 +90,17 @@ pub fn is_directive_word(word: &str) -> bool {
 }
 
 /// The first directive in `text`, if any. An unknown kind is an error, so typos are noticed.
-pub fn parse_directive(text: &str) -> Result<Option<Directive>, String> {
+pub fn parse_directive(text: &str) -> Result<Option<Directive<'_>>, String> {
     let Some(word) = text.split_whitespace().find(|w| is_directive_word(w)) else {
         return Ok(None);
     };
     // Allow a directive at the end of a sentence: "… please #fault=throttle."
     let spec =
         word[DIRECTIVE_PREFIX.len()..].trim_end_matches(['.', ',', ';', '!', '?', '"', '\'', ')']);
+    let (spec, only_model) = match spec.split_once('@') {
+        Some((s, m)) => (s, Some(m)),
+        None => (spec, None),
+    };
     let (kind_name, count) = match spec.split_once(':') {
         Some((k, n)) => (k, Some(n)),
         None => (spec, None),
@@ -110,6 +123,7 @@ pub fn parse_directive(text: &str) -> Result<Option<Directive>, String> {
         name,
         kind,
         fail_attempts,
+        only_model,
     }))
 }
 
@@ -216,10 +230,14 @@ mod tests {
         assert_eq!(d.fail_attempts, None);
         assert!(parse_directive("#fault=nope").is_err());
         assert!(parse_directive("#fault=throttle:x").is_err());
+        let d = parse_directive("#fault=throttle:3@nova-micro").unwrap().unwrap();
+        assert_eq!((d.fail_attempts, d.only_model), (Some(3), Some("nova-micro")));
+        assert!(d.applies_to("us.amazon.nova-micro-v1:0"));
+        assert!(!d.applies_to("us.amazon.nova-lite-v1:0"));
+        assert!(parse_directive("#fault=error").unwrap().unwrap().applies_to("anything"));
         for (name, kind) in KINDS {
-            let d = parse_directive(&format!("x #fault={name}"))
-                .unwrap()
-                .unwrap();
+            let text = format!("x #fault={name}");
+            let d = parse_directive(&text).unwrap().unwrap();
             assert_eq!((d.name, d.kind), (*name, *kind));
         }
     }

@@ -49,7 +49,9 @@
 //! Per request: if the **last user message** contains `#fault=<kind>`, that fault is injected on
 //! every attempt; with `#fault=<kind>:<N>` only the first N attempts of the identical request
 //! (same model id and body bytes, kept in a bounded map) fail and later ones succeed, so SDK
-//! retries can be tested deterministically. An unknown kind is a ValidationException. Kinds:
+//! retries can be tested deterministically; with `#fault=<kind>@<text>` (combinable with `:N`)
+//! only requests whose model id contains `<text>` fail, so one model of several can be made to
+//! fail (a primary, but not its fallback). An unknown kind is a ValidationException. Kinds:
 //!
 //! | kind | effect |
 //! |---|---|

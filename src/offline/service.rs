@@ -99,8 +99,9 @@ impl AppState {
         let req = request::parse(&body).map_err(|e| error(ErrorType::Validation, e.0))?;
 
         let mut fault = None;
-        if let Some(d) =
-            parse_directive(&req.last_user_text).map_err(|msg| error(ErrorType::Validation, msg))?
+        if let Some(d) = parse_directive(&req.last_user_text)
+            .map_err(|msg| error(ErrorType::Validation, msg))?
+            .filter(|d| d.applies_to(model_id))
         {
             let active = match d.fail_attempts {
                 None => true,

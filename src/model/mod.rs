@@ -27,6 +27,22 @@ use crate::validation::ChatRequest;
 use attempts::AttemptObserver;
 pub use attempts::AttemptStats;
 
+/// The same request for Converse and ConverseStream (their builders share no trait): model,
+/// messages, system prompt, inference settings, and the attempt observer.
+macro_rules! request {
+    ($self:ident, $op:ident, $model_id:expr, $req:expr, $stats:expr) => {
+        $self
+            .client
+            .$op()
+            .model_id($model_id)
+            .set_messages(Some(messages($req)?))
+            .system($self.system())
+            .inference_config($self.inference())
+            .customize()
+            .interceptor(AttemptObserver($stats.clone()))
+    };
+}
+
 /// A finished reply.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -96,16 +112,7 @@ impl ModelClient {
     ) -> Result<Completion, ModelError> {
         let call = self.span(Operation::Converse, model_id);
         let stats = Arc::new(AttemptStats::default());
-        let sent = self
-            .client
-            .converse()
-            .model_id(model_id)
-            .set_messages(Some(messages(req)?))
-            .system(self.system())
-            .inference_config(self.inference())
-            .customize()
-            .interceptor(AttemptObserver(stats.clone()))
-            .send();
+        let sent = request!(self, converse, model_id, req, stats).send();
         let result = call.instrument(sent).await;
         let outcome = match result {
             Ok(out) => {
@@ -159,16 +166,7 @@ impl ModelClient {
     ) -> Result<ReplyStream, ModelError> {
         let call = self.span(Operation::ConverseStream, model_id);
         let stats = Arc::new(AttemptStats::default());
-        let sent = self
-            .client
-            .converse_stream()
-            .model_id(model_id)
-            .set_messages(Some(messages(req)?))
-            .system(self.system())
-            .inference_config(self.inference())
-            .customize()
-            .interceptor(AttemptObserver(stats.clone()))
-            .send();
+        let sent = request!(self, converse_stream, model_id, req, stats).send();
         match call.instrument(sent).await {
             Ok(out) => {
                 let request_id = out.request_id().map(str::to_owned);

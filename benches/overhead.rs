@@ -15,9 +15,9 @@ use axum::http::Request;
 use chatbot::config::{Backend, ServiceConfig};
 use chatbot::hosts;
 use chatbot::offline::OfflineConfig;
+use chatbot::request::Role;
 use chatbot::telemetry::{EmfSink, logging};
 use chatbot::validation::{ChatRequest, Message};
-use chatbot::request::Role;
 use criterion::Criterion;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -32,7 +32,10 @@ fn percentiles(mut d: Vec<Duration>) -> [f64; 3] {
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     // Production-like telemetry: JSON logs (to a sink here), X-Ray export to a UDP "daemon".
     let daemon = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     let mut config = ServiceConfig::defaults();
@@ -41,13 +44,21 @@ fn main() {
     let _guard = logging::init_with_writer(&config, true, std::io::sink).unwrap();
     let (sink, emf) = EmfSink::memory();
     let started = rt
-        .block_on(hosts::start(config, Backend::Offline, OfflineConfig::default(), sink))
+        .block_on(hosts::start(
+            config,
+            Backend::Offline,
+            OfflineConfig::default(),
+            sink,
+        ))
         .unwrap();
     let router = chatbot::app(started.state.clone());
     let model = started.state.model().clone();
     let model_id = started.state.model_id().to_owned();
     let req = ChatRequest {
-        messages: vec![Message { role: Role::User, content: "How much does this request cost?".into() }],
+        messages: vec![Message {
+            role: Role::User,
+            content: "How much does this request cost?".into(),
+        }],
         conversation_id: Some("bench".into()),
     };
 
@@ -55,7 +66,12 @@ fn main() {
         let router = router.clone();
         async move {
             let res = router
-                .oneshot(Request::post("/api/chat").header("content-type", "application/json").body(Body::from(BODY)).unwrap())
+                .oneshot(
+                    Request::post("/api/chat")
+                        .header("content-type", "application/json")
+                        .body(Body::from(BODY))
+                        .unwrap(),
+                )
                 .await
                 .unwrap();
             assert_eq!(res.status(), 200);
@@ -90,14 +106,36 @@ fn main() {
     });
     let [m50, m90, m99] = percentiles(calls);
     let [r50, r90, r99] = percentiles(requests);
-    println!("overhead: {SAMPLES} sequential requests, zero-latency offline model, telemetry on (JSON logs, EMF, X-Ray UDP)");
-    println!("  {:<28} {:>9} {:>9} {:>9}", "", "p50 ms", "p90 ms", "p99 ms");
-    println!("  {:<28} {m50:>9.3} {m90:>9.3} {m99:>9.3}", "model call alone (SDK)");
-    println!("  {:<28} {r50:>9.3} {r90:>9.3} {r99:>9.3}", "request through the router");
-    println!("  {:<28} {:>9.3} {:>9.3} {:>9.3}", "overhead (difference)", r50 - m50, r90 - m90, r99 - m99);
+    println!(
+        "overhead: {SAMPLES} sequential requests, zero-latency offline model, telemetry on (JSON logs, EMF, X-Ray UDP)"
+    );
+    println!(
+        "  {:<28} {:>9} {:>9} {:>9}",
+        "", "p50 ms", "p90 ms", "p99 ms"
+    );
+    println!(
+        "  {:<28} {m50:>9.3} {m90:>9.3} {m99:>9.3}",
+        "model call alone (SDK)"
+    );
+    println!(
+        "  {:<28} {r50:>9.3} {r90:>9.3} {r99:>9.3}",
+        "request through the router"
+    );
+    println!(
+        "  {:<28} {:>9.3} {:>9.3} {:>9.3}",
+        "overhead (difference)",
+        r50 - m50,
+        r90 - m90,
+        r99 - m99
+    );
 
-    let mut c = Criterion::default().configure_from_args().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
     c.bench_function("model call alone", |b| b.to_async(&rt).iter(one_call));
-    c.bench_function("request through the router", |b| b.to_async(&rt).iter(one_request));
+    c.bench_function("request through the router", |b| {
+        b.to_async(&rt).iter(one_request)
+    });
     c.final_summary();
 }

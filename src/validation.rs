@@ -111,7 +111,7 @@ pub fn validate(body: ChatRequestBody, limits: &Limits) -> Result<ChatRequest, A
             content,
         });
     }
-    if count % 2 == 0 {
+    if count.is_multiple_of(2) {
         return invalid("messages: the last message must be from the user".into());
     }
     if total > limits.max_total_chars {

@@ -96,10 +96,10 @@ fn check_document(doc: &Value, top: bool) -> Result<(), String> {
     if doc["type"] == "subsegment" && !doc["parent_id"].as_str().is_some_and(|p| is_hex(p, 16)) {
         return Err(format!("subsegment {name} without a valid parent_id"));
     }
-    if let Some(p) = doc.get("parent_id") {
-        if !p.as_str().is_some_and(|p| is_hex(p, 16)) {
-            return Err(format!("{name}: parent_id {p} malformed"));
-        }
+    if let Some(p) = doc.get("parent_id")
+        && !p.as_str().is_some_and(|p| is_hex(p, 16))
+    {
+        return Err(format!("{name}: parent_id {p} malformed"));
     }
     if let Some(ann) = doc.get("annotations") {
         for (k, v) in ann.as_object().ok_or("annotations not an object")? {

@@ -1,0 +1,495 @@
+//! The chat page in real headless Chromium against the real local host and offline model:
+//! streaming growth, the usage footer against the API's numbers, Stop, the friendly throttle
+//! error with Retry, no XSS, reload, and a screenshot artifact (`test-artifacts/chat.png`).
+//!
+//! One test runs the steps in order on one ChromeDriver and one browser session: starting
+//! Chromium is the slow part, and the steps are independent behind "New chat". A panic in a
+//! step still closes the browser before the test fails, so no Chromium outlives it.
+
+mod browser_support;
+mod common;
+
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use browser_support::driver::ChromeDriver;
+use browser_support::page::{Footer, Page, Shown};
+use browser_support::server::{ChatServer, TOKENS_PER_SEC};
+use common::sse_events;
+use futures_util::FutureExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Generous: a streamed reply takes ~1.5 s at 40 tokens/s, but the machine may be busy.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+const WHOLE_TEST_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_page_in_headless_chromium() {
+    let started = Instant::now();
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("test-artifacts");
+    std::fs::create_dir_all(&artifacts).expect("create test-artifacts/");
+    let server = ChatServer::start().await;
+    let driver = ChromeDriver::start(&artifacts.join("chromedriver.log"));
+    let (client, profile) = driver.session().await;
+    let page = Page::new(client.clone(), &server.url);
+
+    let outcome = AssertUnwindSafe(tokio::time::timeout(
+        WHOLE_TEST_TIMEOUT,
+        steps(&page, &server, &artifacts),
+    ))
+    .catch_unwind()
+    .await;
+    // End the browser whatever happened, then report.
+    let _ = client.close().await;
+    drop((profile, driver));
+    match outcome {
+        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(Err(_)) => panic!("the browser steps took longer than {WHOLE_TEST_TIMEOUT:?}"),
+        Ok(Ok(())) => eprintln!("[browser] all steps passed in {:?}", started.elapsed()),
+    }
+}
+
+async fn steps(page: &Page, server: &ChatServer, artifacts: &Path) {
+    let t = Instant::now();
+    page.open().await;
+    eprintln!("[browser] page ready after {:?}", t.elapsed());
+
+    timed(
+        "reply grows while streaming",
+        the_reply_grows_while_streaming(page),
+    )
+    .await;
+    timed(
+        "footer equals the API",
+        footer_shows_the_apis_numbers(page, server),
+    )
+    .await;
+    timed("screenshot", screenshot_of_two_exchanges(page, artifacts)).await;
+    timed(
+        "reload keeps the conversation",
+        reload_keeps_the_conversation(page),
+    )
+    .await;
+    page.new_chat().await;
+    timed("markup shown as text", markup_is_shown_as_text(page)).await;
+    page.new_chat().await;
+    timed(
+        "throttle → friendly error → retry",
+        throttle_shows_friendly_error(page),
+    )
+    .await;
+    page.new_chat().await;
+    timed(
+        "stop aborts the model stream",
+        stop_aborts_the_model_stream(page, server),
+    )
+    .await;
+}
+
+async fn timed(name: &str, step: impl Future<Output = ()>) {
+    let t = Instant::now();
+    step.await;
+    eprintln!("[browser] {name}: ok in {:?}", t.elapsed());
+}
+
+// ---- 1. streaming -------------------------------------------------------------------------
+
+/// Records every state the newest reply goes through (a MutationObserver on `#messages`), and
+/// tees the raw bytes of each streamed response, so the test can parse the API's events itself.
+const RECORD_JS: &str = r#"
+window.__samples = [];
+const box = document.getElementById('messages');
+new MutationObserver(() => {
+  const all = box.querySelectorAll('.message.assistant');
+  const el = all[all.length - 1];
+  if (el) window.__samples.push({
+    t: performance.now(),
+    state: el.dataset.state ?? '',
+    len: el.querySelector('.message-text').textContent.length,
+  });
+}).observe(box, { subtree: true, childList: true, characterData: true, attributes: true });
+window.__sse = [];
+const realFetch = window.fetch;
+window.fetch = async (...args) => {
+  const res = await realFetch(...args);
+  if (String(args[0]).includes('/api/chat/stream')) {
+    const slot = { status: res.status, body: null };
+    window.__sse.push(slot);
+    res.clone().text().then((t) => { slot.body = t; }, (e) => { slot.body = 'read failed: ' + e; });
+  }
+  return res;
+};
+return true;
+"#;
+
+#[derive(Debug, Deserialize)]
+struct Sample {
+    t: f64,
+    state: String,
+    len: usize,
+}
+
+async fn the_reply_grows_while_streaming(page: &Page) {
+    page.js(RECORD_JS).await;
+    let question = "Hi! How do streamed replies work here?";
+    page.send_with_enter(question).await;
+    let reply = page.wait_reply_finished(1, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"), "{reply:?}");
+    assert!(
+        reply.text.contains(&format!("You said: \"{question}\".")),
+        "the offline model echoes the question: {}",
+        reply.text
+    );
+
+    let samples: Vec<Sample> =
+        serde_json::from_value(page.js("return window.__samples;").await).unwrap();
+    let mut growing: Vec<usize> = samples
+        .iter()
+        .filter(|s| s.state == "streaming" && s.len > 0)
+        .map(|s| s.len)
+        .collect();
+    growing.dedup();
+    assert!(
+        growing.windows(2).all(|w| w[0] < w[1]),
+        "streamed text only grows: {growing:?}"
+    );
+    // The last delta may be painted before `done` arrives: count only the partial texts.
+    let final_len = reply.text.encode_utf16().count(); // JS counts UTF-16 units
+    let partial = growing.iter().filter(|&&l| l < final_len).count();
+    assert!(
+        partial >= 3,
+        "at least three growing states before the final text, saw {growing:?} (final {final_len})"
+    );
+
+    // Acceptance 1: the first words were on screen well before the reply was complete. The
+    // model spends (words - 1) / 40 s between its first and last token; demand a fraction.
+    let first_text = samples
+        .iter()
+        .find(|s| s.state == "streaming" && s.len > 0)
+        .unwrap()
+        .t;
+    let done = samples
+        .iter()
+        .find(|s| s.state == "done")
+        .expect("a done state")
+        .t;
+    let words = reply.text.split_whitespace().count();
+    let generation_ms = (words - 1) as f64 / TOKENS_PER_SEC * 1000.0;
+    assert!(
+        done - first_text >= generation_ms * 0.4,
+        "first words shown {:.0} ms before the end; the model took ~{generation_ms:.0} ms",
+        done - first_text
+    );
+    eprintln!(
+        "[browser]   {} DOM states, {partial} partial texts; first words {:.0} ms before done \
+         ({words} words)",
+        samples.len(),
+        done - first_text
+    );
+}
+
+// ---- 2. usage footer ----------------------------------------------------------------------
+
+async fn footer_shows_the_apis_numbers(page: &Page, server: &ChatServer) {
+    let reply = page.last_reply().await;
+    let footer = reply
+        .footer
+        .clone()
+        .expect("a finished reply has a usage footer");
+    let request_id = reply.request_id.clone().expect("data-request-id");
+
+    // The API's own events, from the raw bytes on the wire.
+    let raw = page
+        .wait_for(
+            "the teed stream body",
+            "window.__sse.length === 1 && window.__sse[0].body",
+            Duration::from_secs(5),
+        )
+        .await;
+    let events = sse_events(raw.as_str().unwrap());
+    assert_eq!(events[0].0, "meta");
+    assert_eq!(events[0].1["requestId"], request_id.as_str());
+    let (name, done) = events.last().unwrap();
+    assert_eq!(name, "done", "{events:?}");
+    let attr = |s: &str| -> f64 { s.parse().unwrap_or_else(|_| panic!("not a number: {s:?}")) };
+    let api = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    assert_eq!(
+        attr(&footer.input_tokens),
+        api(&done["usage"]["inputTokens"])
+    );
+    assert_eq!(
+        attr(&footer.output_tokens),
+        api(&done["usage"]["outputTokens"])
+    );
+    assert_eq!(attr(&footer.cost_usd), api(&done["cost"]["totalUsd"]));
+    assert_eq!(attr(&footer.latency_ms), api(&done["latencyMs"]["total"]));
+    assert_eq!(attr(&footer.ttft_ms), api(&done["latencyMs"]["firstToken"]));
+    assert_eq!(
+        attr(&footer.output_tokens),
+        reply.text.split_whitespace().count() as f64,
+        "the offline model makes one token per word"
+    );
+
+    // The same request's EMF document, which never passed through the browser.
+    let emf = server.emf_for(&request_id).await;
+    assert_eq!(attr(&footer.input_tokens), api(&emf["InputTokens"]));
+    assert_eq!(attr(&footer.output_tokens), api(&emf["OutputTokens"]));
+    assert_eq!(attr(&footer.cost_usd), api(&emf["CostUSD"]));
+    // EMF keeps fractions of a millisecond; the API rounds down.
+    assert!((api(&emf["TimeToFirstToken"]) - attr(&footer.ttft_ms)).abs() < 1.0);
+    // EMF's latency runs to the end of the body, just after `done`.
+    assert!(api(&emf["Latency"]) >= attr(&footer.latency_ms));
+    // The page stops reading at `done`; that must not count as the user hanging up.
+    assert_eq!(emf["ClientAborts"], 0, "{emf}");
+
+    check_footer_text(&footer);
+}
+
+/// The visible footer, e.g. "23 in · 57 out tokens · $0.000056 · 1.52 s · first token 230 ms",
+/// shows the attributes' numbers (cost to two significant digits, times rounded).
+fn check_footer_text(f: &Footer) {
+    let parts: Vec<&str> = f.text.split(" · ").collect();
+    assert_eq!(parts.len(), 5, "{:?}", f.text);
+    assert_eq!(parts[0], format!("{} in", thousands(&f.input_tokens)));
+    assert_eq!(
+        parts[1],
+        format!("{} out tokens", thousands(&f.output_tokens))
+    );
+    let cost: f64 = f.cost_usd.parse().unwrap();
+    let shown: f64 = parts[2]
+        .strip_prefix('$')
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a dollar amount: {:?}", parts[2]));
+    assert!(
+        cost > 0.0 && (shown - cost).abs() <= cost * 0.05,
+        "{shown} vs {cost}"
+    );
+    assert_close_ms(parts[3], f.latency_ms.parse().unwrap());
+    let ttft = parts[4]
+        .strip_prefix("first token ")
+        .unwrap_or_else(|| panic!("{:?}", parts[4]));
+    assert_close_ms(ttft, f.ttft_ms.parse().unwrap());
+}
+
+/// "850 ms" or "1.52 s" shows `ms` to its precision.
+fn assert_close_ms(shown: &str, ms: f64) {
+    let (value, unit) = shown.split_once(' ').unwrap_or_else(|| panic!("{shown:?}"));
+    let decimals = value.split_once('.').map_or(0, |(_, d)| d.len()) as i32;
+    let (v, step) = match unit {
+        "ms" => (value.parse::<f64>().unwrap(), 1.0),
+        "s" => (value.parse::<f64>().unwrap() * 1000.0, 1000.0),
+        _ => panic!("unknown unit in {shown:?}"),
+    };
+    let tolerance = step * 10f64.powi(-decimals) / 2.0 + 1e-6;
+    assert!((v - ms).abs() <= tolerance, "{shown:?} shows {ms} ms");
+}
+
+fn thousands(n: &str) -> String {
+    let digits: Vec<char> = n.chars().collect();
+    let mut out = String::new();
+    for (i, c) in digits.iter().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(*c);
+    }
+    out
+}
+
+// ---- 7. screenshot ------------------------------------------------------------------------
+
+async fn screenshot_of_two_exchanges(page: &Page, artifacts: &Path) {
+    page.send_with_click("And what does each reply cost?").await;
+    let reply = page.wait_reply_finished(2, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"));
+    assert_eq!(page.messages().await.len(), 4);
+    // The caret and focus ring would only add noise to the picture.
+    page.js("document.activeElement?.blur(); return true;")
+        .await;
+    let png = page.client().screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(png[20..24].try_into().unwrap());
+    assert!(width >= 1000 && height >= 600, "{width}x{height}");
+    let path = artifacts.join("chat.png");
+    std::fs::write(&path, &png).expect("write the screenshot");
+    eprintln!(
+        "[browser]   {} ({width}x{height}, {} bytes)",
+        path.display(),
+        png.len()
+    );
+}
+
+// ---- 6. reload ----------------------------------------------------------------------------
+
+async fn reload_keeps_the_conversation(page: &Page) {
+    let before = page.messages().await;
+    let roles: Vec<&str> = before.iter().map(|m| m.role.as_str()).collect();
+    assert_eq!(roles, ["user", "assistant", "user", "assistant"]);
+    assert!(
+        before
+            .iter()
+            .all(|m| m.role == "user" || m.footer.is_some())
+    );
+    page.reload().await;
+    let after = page.messages().await;
+    assert_eq!(
+        after, before,
+        "the same messages, states and footers after a reload"
+    );
+}
+
+// ---- 5. no XSS ----------------------------------------------------------------------------
+
+const PAYLOAD: &str = r#"<img src=x onerror="document.body.dataset.pwned=1">"#;
+
+async fn markup_is_shown_as_text(page: &Page) {
+    // Control: in this browser the payload runs when parsed as HTML, so the checks below
+    // would see it if the page ever rendered a message as HTML.
+    page.js(&format!(
+        "window.__control = document.createElement('div'); \
+         window.__control.innerHTML = {}; return true;",
+        serde_json::to_string(&PAYLOAD.replace("pwned", "control")).unwrap()
+    ))
+    .await;
+    page.wait_for(
+        "the control payload to run",
+        "document.body.dataset.control === '1'",
+        Duration::from_secs(5),
+    )
+    .await;
+    page.js("delete document.body.dataset.control; delete window.__control; return true;")
+        .await;
+
+    page.send_with_enter(PAYLOAD).await;
+    let reply = page.wait_reply_finished(1, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"));
+    check_shown_as_text(page).await;
+    // Rendered again from sessionStorage.
+    page.reload().await;
+    check_shown_as_text(page).await;
+}
+
+async fn check_shown_as_text(page: &Page) {
+    let messages = page.messages().await;
+    assert_eq!(messages.len(), 2);
+    assert_eq!(messages[0].text, PAYLOAD, "the user's message, verbatim");
+    assert!(
+        messages[1].text.contains(PAYLOAD),
+        "the model's echo, verbatim: {}",
+        messages[1].text
+    );
+    // An image that fails to load fires onerror quickly; give it the chance.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let v = page
+        .js(
+            "return { imgs: document.querySelectorAll('#messages img').length, \
+             images: document.images.length, pwned: document.body.dataset.pwned ?? null };",
+        )
+        .await;
+    assert_eq!(v["imgs"], 0, "{v}");
+    assert_eq!(v["images"], 0, "{v}");
+    assert_eq!(v["pwned"], Value::Null, "{v}");
+}
+
+// ---- 4. throttle --------------------------------------------------------------------------
+
+async fn throttle_shows_friendly_error(page: &Page) {
+    // Every attempt the service makes (3) is throttled; the next identical request succeeds.
+    let question = "Is anyone there? #fault=throttle:3";
+    page.send_with_enter(question).await;
+    let code = page
+        .wait_for(
+            "the error banner",
+            "!document.getElementById('error').hidden && document.getElementById('error').dataset.code",
+            REPLY_TIMEOUT,
+        )
+        .await;
+    assert_eq!(code, "rate_limited");
+    assert!(page.displayed("error").await, "#error is visible");
+    let text = page
+        .js("return document.getElementById('error-text').textContent;")
+        .await;
+    assert_eq!(
+        text,
+        "The model is busy (rate limited). Wait a moment and retry."
+    );
+    assert!(page.displayed("retry").await && page.enabled("retry").await);
+    let failed = page.last_reply().await;
+    assert_eq!(failed.state.as_deref(), Some("error"));
+    assert_eq!(failed.footer, None);
+    assert!(page.enabled("input").await, "the input is usable again");
+
+    page.click("retry").await;
+    let reply = page.wait_reply_finished(1, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"), "{reply:?}");
+    assert!(reply.text.contains("Is anyone there?"), "{}", reply.text);
+    assert!(!page.displayed("error").await, "the banner is gone");
+    assert_eq!(
+        page.messages().await.len(),
+        2,
+        "the failed reply was replaced"
+    );
+}
+
+// ---- 3. stop ------------------------------------------------------------------------------
+
+async fn stop_aborts_the_model_stream(page: &Page, server: &ChatServer) {
+    let stats = server.offline_stats();
+    assert_eq!(
+        stats.active_streams(),
+        0,
+        "no stream left from earlier steps"
+    );
+    let cancelled_before = stats.cancelled_streams();
+
+    // 1 token per second: plenty of time to stop mid-reply.
+    page.send_with_enter("Tell me slowly #fault=slow").await;
+    let seen = page
+        .wait_for(
+            "two words of the slow reply",
+            "(() => { const a = document.querySelectorAll('#messages .message.assistant'); \
+             const t = a[a.length - 1].querySelector('.message-text').textContent; \
+             return t.trim().split(/\\s+/).length >= 2 ? t : null; })()",
+            REPLY_TIMEOUT,
+        )
+        .await;
+    let seen = seen.as_str().unwrap().to_owned();
+    assert_eq!(stats.active_streams(), 1, "the model is streaming");
+    page.click("stop").await;
+
+    let reply = page.wait_reply_finished(1, Duration::from_secs(5)).await;
+    assert_eq!(reply.state.as_deref(), Some("stopped"), "{reply:?}");
+    assert!(
+        reply.text.starts_with(&seen) && reply.text.split_whitespace().count() < 10,
+        "the partial text is kept: {:?} (seen {seen:?})",
+        reply.text
+    );
+    assert_eq!(reply.footer, None);
+    assert!(page.enabled("input").await, "the input is re-enabled");
+    assert!(!page.displayed("stop").await, "Stop is hidden again");
+
+    // The abort reached the model: its stream was dropped before it finished.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stats.active_streams() != 0 || stats.cancelled_streams() == cancelled_before {
+        assert!(
+            Instant::now() < deadline,
+            "the offline model still streams 5 s after Stop (active {}, cancelled {})",
+            stats.active_streams(),
+            stats.cancelled_streams()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stats.cancelled_streams(), cancelled_before + 1);
+    let request_id = reply.request_id.as_deref().expect("data-request-id");
+    let emf = server.emf_for(request_id).await;
+    assert_eq!(emf["ClientAborts"], 1, "{emf}");
+
+    // At 1 token/s a live stream would have added a word by now.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let later: Shown = page.last_reply().await;
+    assert_eq!(later.text, reply.text, "nothing arrives after Stop");
+    assert_eq!(later.state.as_deref(), Some("stopped"));
+}

@@ -60,6 +60,7 @@ fn main() {
             content: "How much does this request cost?".into(),
         }],
         conversation_id: Some("bench".into()),
+        variant: None,
     };
 
     let one_request = || {

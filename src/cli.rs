@@ -36,6 +36,13 @@ enum Command {
     Serve(ServeArgs),
     /// Run only the offline Bedrock-compatible endpoint (for load tests and other tools).
     OfflineModel(OfflineModelArgs),
+    /// Report what the deployed function cost, from its CloudWatch metrics and logs: per model,
+    /// day or hour — requests, errors, tokens, USD, USD per request and per 1K tokens, a 30-day
+    /// projection; `--top N` lists the most expensive requests.
+    CostReport(crate::cost::report::ReportArgs),
+    /// Estimate a month's bill for a traffic scenario (Bedrock tokens, Lambda, API Gateway) with
+    /// the function's own price table.
+    CostEstimate(crate::cost::estimate::EstimateArgs),
 }
 
 #[derive(Args)]
@@ -108,6 +115,8 @@ pub fn main() -> ExitCode {
                 .await
                 .map_err(|e| format!("offline model: {e}")),
             Some(Command::Serve(args)) => serve(args, started).await,
+            Some(Command::CostReport(args)) => crate::cost::report::run(args).await,
+            Some(Command::CostEstimate(args)) => crate::cost::estimate::run(args),
             None => serve(cli.serve, started).await,
         }
     }))
@@ -168,7 +177,10 @@ fn banner(addr: SocketAddr, started: &hosts::Started) {
              (uses your AWS credentials and AWS_REGION, default us-east-2)\n",
             server.endpoint_url()
         ),
-        None => format!("  model: Amazon Bedrock {model} in {}\n", started.state.model().region()),
+        None => format!(
+            "  model: Amazon Bedrock {model} in {}\n",
+            started.state.model().region()
+        ),
     };
     let text = format!(
         "\n  chatbot {} — open http://{addr} to chat\n\n{backend}",
@@ -176,4 +188,29 @@ fn banner(addr: SocketAddr, started: &hosts::Started) {
     );
     // A closed stderr must not stop the server (eprintln! would panic).
     let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
+}
+
+/// Every environment variable the binary's hosts read, for the check that the README's
+/// configuration table is complete.
+pub fn environment_variables() -> Vec<String> {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+        for arg in cmd.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                out.push(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(&Cli::command(), &mut out);
+    walk(
+        &LambdaArgs::augment_args(clap::Command::new("lambda")),
+        &mut out,
+    );
+    out.sort();
+    out.dedup();
+    out
 }

@@ -154,14 +154,22 @@ impl PriceTable {
     /// Lambda compute for one invocation: billed ms (rounded up) × memory × GB-second price,
     /// plus the per-request price.
     pub fn lambda_invocation(&self, arch: Arch, memory_mb: u32, billed_ms: u64) -> Decimal {
+        self.lambda_compute(arch, memory_mb, billed_ms) + self.lambda.per_request
+    }
+
+    /// The duration part alone of one invocation's Lambda bill: GB-seconds × the GB-second price.
+    pub fn lambda_compute(&self, arch: Arch, memory_mb: u32, billed_ms: u64) -> Decimal {
         let gb_second = match arch {
             Arch::Arm64 => self.lambda.arm64_gb_second,
             Arch::X86_64 => self.lambda.x86_64_gb_second,
         };
-        let gb = Decimal::from(memory_mb) / MIB_PER_GIB;
-        let seconds = Decimal::from(billed_ms) / THOUSAND;
-        gb * seconds * gb_second + self.lambda.per_request
+        gb_seconds(memory_mb, billed_ms) * gb_second
     }
+}
+
+/// What Lambda meters for one invocation: memory in GB (1 GB = 1,024 MB) × billed seconds.
+pub fn gb_seconds(memory_mb: u32, billed_ms: u64) -> Decimal {
+    Decimal::from(memory_mb) / MIB_PER_GIB * Decimal::from(billed_ms) / THOUSAND
 }
 
 impl ModelPrice {

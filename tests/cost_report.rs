@@ -1,0 +1,655 @@
+//! `chatbot cost-report` and `chatbot cost-estimate` as a user runs them: the compiled binary as a
+//! subprocess, against a moto server on loopback seeded through the real AWS SDK with the
+//! metrics and summary log lines the function emits.
+
+mod cost_support;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
+use serde_json::Value;
+
+use cost_support::cli::{TEST_AWS, chatbot};
+use cost_support::moto::MotoStack;
+use cost_support::seed::{self, Req};
+
+const SERVICE: &str = "chatbot-test";
+const MICRO: &str = "us.amazon.nova-micro-v1:0";
+const LITE: &str = "us.amazon.nova-lite-v1:0";
+const HAIKU: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
+const MIN: i64 = 60;
+const HOUR: i64 = 3_600;
+
+fn rfc3339(secs: i64) -> String {
+    DateTime::from_secs(secs).fmt(Format::DateTime).unwrap()
+}
+
+/// The start of a 4-hour window that ended an hour ago (recent: read with 60 s periods).
+fn recent_window_start() -> i64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    now / HOUR * HOUR - 5 * HOUR
+}
+
+fn req(at: i64, model: Option<&'static str>, input: u64, output: u64, cost: f64) -> Req {
+    Req {
+        at,
+        model,
+        input,
+        output,
+        cost,
+        error: false,
+    }
+}
+
+/// The recent data set. In the window [s, s + 4 h):
+/// - Nova Micro: 3 requests × (800 in, 200 out, $0.000056) → 2,400 / 600 tokens, $0.000168
+/// - Nova Lite: (1,200 in, 300 out, $0.000144) + (1,000 in, 500 out, $0.00018, an error)
+///   → 2,200 / 800 tokens, $0.000324, 1 error
+/// - Claude 3.5 Haiku: 1 × (800 in, 200 out, $0.00144)
+/// - 2 requests that reached no model (rejected input): $0.0000012 each (API + Lambda)
+///
+/// Totals: 8 requests, 1 error, 5,400 + 1,600 tokens, $0.0019344.
+/// Outside it (must not count): a dear request before and after the window, and another
+/// service's request inside it.
+fn recent_requests(s: i64) -> Vec<(&'static str, Req)> {
+    let mut lite_error = req(s + 200 * MIN, Some(LITE), 1_000, 500, 0.00018);
+    lite_error.error = true;
+    vec![
+        (SERVICE, req(s + 10 * MIN, Some(MICRO), 800, 200, 0.000056)),
+        (SERVICE, req(s + 20 * MIN, Some(LITE), 1_200, 300, 0.000144)),
+        (SERVICE, req(s + 30 * MIN, Some(HAIKU), 800, 200, 0.00144)),
+        (SERVICE, req(s + 40 * MIN, None, 0, 0, 0.0000012)),
+        (SERVICE, req(s + 50 * MIN, None, 0, 0, 0.0000012)),
+        (SERVICE, req(s + 70 * MIN, Some(MICRO), 800, 200, 0.000056)),
+        (SERVICE, req(s + 130 * MIN, Some(MICRO), 800, 200, 0.000056)),
+        (SERVICE, lite_error),
+        (SERVICE, req(s - 10 * MIN, Some(MICRO), 800, 200, 1.0)),
+        (
+            SERVICE,
+            req(s + 4 * HOUR + 5 * MIN, Some(MICRO), 800, 200, 1.0),
+        ),
+        (
+            "chatbot-other",
+            req(s + 15 * MIN, Some(MICRO), 800, 200, 5.0),
+        ),
+    ]
+}
+
+/// 2025-03-01T22:00Z .. 2025-03-02T02:00Z, across midnight UTC and months old (1 h periods).
+const OLD_START: i64 = 1_740_866_400;
+
+fn old_requests() -> Vec<Req> {
+    vec![
+        req(OLD_START + 30 * MIN, Some(MICRO), 800, 200, 0.000056), // 2025-03-01 22:30
+        req(OLD_START + 119 * MIN, Some(LITE), 1_200, 300, 0.000144), // 2025-03-01 23:59
+        req(OLD_START + 195 * MIN, Some(HAIKU), 800, 200, 0.00144), // 2025-03-02 01:15
+    ]
+}
+
+async fn seed_metrics(moto: &MotoStack, s: i64) {
+    let config = seed::config(moto.endpoint()).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    for (service, r) in recent_requests(s) {
+        seed::put_request(&cw, service, &r).await;
+    }
+    for r in old_requests() {
+        seed::put_request(&cw, SERVICE, &r).await;
+    }
+}
+
+fn report(moto: &MotoStack, extra: &[&str]) -> cost_support::cli::Output {
+    let mut args = vec![
+        "cost-report",
+        "--service",
+        SERVICE,
+        "--endpoint-url",
+        moto.endpoint(),
+    ];
+    args.extend_from_slice(extra);
+    chatbot(&args, TEST_AWS)
+}
+
+fn ok_json(out: &cost_support::cli::Output) -> Value {
+    assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+}
+
+/// The cells of the table line whose first column is `key` (keys may hold one space).
+fn table_row(table: &str, key: &str) -> Vec<String> {
+    let line = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no row {key:?} in\n{table}"));
+    line[key.len()..]
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn report_figures_equal_the_seeded_sums() {
+    let moto = MotoStack::start().await;
+    let s = recent_window_start();
+    seed_metrics(&moto, s).await;
+    let (start, end) = (rfc3339(s), rfc3339(s + 4 * HOUR));
+    let window = ["--start", start.as_str(), "--end", end.as_str()];
+
+    // JSON, by model: every figure exact.
+    let out = report(&moto, &[&window[..], &["--format", "json"]].concat());
+    let doc = ok_json(&out);
+    assert_eq!(doc["groupBy"], "model");
+    assert_eq!(doc["windowSeconds"], 4 * HOUR);
+    assert_eq!(doc["periodSeconds"], 60);
+    let rows = doc["rows"].as_array().unwrap();
+    let keys: Vec<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, [HAIKU, LITE, MICRO, "(no model)"], "dearest first");
+    let expect = |row: &Value, figures: [&str; 9]| {
+        let [
+            requests,
+            errors,
+            input,
+            output,
+            cost,
+            per_req,
+            per_1k,
+            projection,
+            unknown,
+        ] = figures;
+        let num = |v: &Value| v.as_u64().map(|n| n.to_string());
+        let text = |v: &Value| {
+            v.as_str()
+                .map(str::to_owned)
+                .or(v.is_null().then(String::new))
+        };
+        assert_eq!(num(&row["requests"]).unwrap(), requests, "{row}");
+        assert_eq!(num(&row["errors"]).unwrap(), errors, "{row}");
+        assert_eq!(num(&row["inputTokens"]).unwrap(), input, "{row}");
+        assert_eq!(num(&row["outputTokens"]).unwrap(), output, "{row}");
+        assert_eq!(text(&row["costUsd"]).unwrap(), cost, "{row}");
+        assert_eq!(text(&row["usdPerRequest"]).unwrap(), per_req, "{row}");
+        assert_eq!(text(&row["usdPer1kTokens"]).unwrap(), per_1k, "{row}");
+        // 4 hours of data: 30 days is 180 windows.
+        assert_eq!(text(&row["projected30dUsd"]).unwrap(), projection, "{row}");
+        assert_eq!(num(&row["costUnknownRequests"]).unwrap(), unknown, "{row}");
+    };
+    // Haiku: 1 request, $0.00144; per 1K tokens 0.00144 × 1000 / 1000; × 180 = 0.2592.
+    expect(
+        &rows[0],
+        [
+            "1", "0", "800", "200", "0.00144", "0.00144", "0.00144", "0.2592", "0",
+        ],
+    );
+    // Lite: $0.000144 + $0.00018 = $0.000324; / 2 = 0.000162; × 1000 / 3000 = 0.000108.
+    expect(
+        &rows[1],
+        [
+            "2", "1", "2200", "800", "0.000324", "0.000162", "0.000108", "0.05832", "0",
+        ],
+    );
+    // Micro: 3 × $0.000056.
+    expect(
+        &rows[2],
+        [
+            "3", "0", "2400", "600", "0.000168", "0.000056", "0.000056", "0.03024", "0",
+        ],
+    );
+    // No model: the service total minus the models: 2 × $0.0000012, no tokens.
+    expect(
+        &rows[3],
+        [
+            "2",
+            "0",
+            "0",
+            "0",
+            "0.0000024",
+            "0.0000012",
+            "",
+            "0.000432",
+            "0",
+        ],
+    );
+    // Total: $0.0019344 / 8 = 0.0002418; × 1000 / 7000 = 0.000276342857… → 10 places.
+    expect(
+        &doc["total"],
+        [
+            "8",
+            "1",
+            "5400",
+            "1600",
+            "0.0019344",
+            "0.0002418",
+            "0.0002763429",
+            "0.348192",
+            "0",
+        ],
+    );
+    // Progress went to stderr (piped here: plain lines), never into the JSON.
+    assert!(
+        out.stderr
+            .contains("cost-report: reading 24 metric series from CloudWatch"),
+        "{}",
+        out.stderr
+    );
+
+    // The table: the same figures rounded for reading, and a totals row.
+    let out = report(&moto, &[&window[..], &["--quiet"]].concat());
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(out.stderr, "", "--quiet prints nothing on stderr");
+    let table = &out.stdout;
+    assert!(
+        table.starts_with(&format!(
+            "Cost report: service {SERVICE}, namespace ServerlessChatbot, {start} to {end} (4 h), by model\n"
+        )),
+        "{table}"
+    );
+    assert_eq!(
+        table_row(table, HAIKU),
+        [
+            "1",
+            "0",
+            "800",
+            "200",
+            "0.001440",
+            "0.00144000",
+            "0.00144000",
+            "0.259200"
+        ]
+    );
+    assert_eq!(
+        table_row(table, "(no model)"),
+        [
+            "2",
+            "0",
+            "0",
+            "0",
+            "0.000002",
+            "0.00000120",
+            "-",
+            "0.000432"
+        ]
+    );
+    assert_eq!(
+        table_row(table, "TOTAL"),
+        [
+            "8",
+            "1",
+            "5,400",
+            "1,600",
+            "0.001934",
+            "0.00024180",
+            "0.00027634",
+            "0.348192"
+        ]
+    );
+
+    // CSV by hour: four UTC hours, exact figures.
+    let out = report(
+        &moto,
+        &[&window[..], &["--by", "hour", "--format", "csv", "--quiet"]].concat(),
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.split("\r\n").collect();
+    assert_eq!(
+        lines[0],
+        "hour,requests,errors,input_tokens,output_tokens,cost_usd,usd_per_request,usd_per_1k_tokens,projected_30d_usd,cost_unknown_requests"
+    );
+    let hour = |h: i64| {
+        let full = rfc3339(s + h * HOUR);
+        format!("{}Z", &full[..16])
+    };
+    // Hour 0: Micro + Lite + Haiku + 2 unmodelled = 0.000056 + 0.000144 + 0.00144 + 0.0000024
+    // = 0.0016424 over 3,600 s: × 720 = 1.182528; tokens 2,800 + 700.
+    assert_eq!(
+        lines[1],
+        format!(
+            "{},5,0,2800,700,0.0016424,0.00032848,0.0004692571,1.182528,0",
+            hour(0)
+        )
+    );
+    assert_eq!(
+        lines[2],
+        format!(
+            "{},1,0,800,200,0.000056,0.000056,0.000056,0.04032,0",
+            hour(1)
+        )
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "{},1,0,800,200,0.000056,0.000056,0.000056,0.04032,0",
+            hour(2)
+        )
+    );
+    assert_eq!(
+        lines[4],
+        format!("{},1,1,1000,500,0.00018,0.00018,0.00012,0.1296,0", hour(3))
+    );
+    assert_eq!(
+        lines[5],
+        "TOTAL,8,1,5400,1600,0.0019344,0.0002418,0.0002763429,0.348192,0"
+    );
+    assert_eq!(lines.len(), 7, "{}", out.stdout); // and the final CRLF
+
+    // By day, months ago, across midnight UTC: 1-hour periods, two partial days.
+    let out = report(
+        &moto,
+        &[
+            "--start",
+            "2025-03-01T22:00:00Z",
+            "--end",
+            "2025-03-02T02:00:00Z",
+            "--by",
+            "day",
+            "--format",
+            "json",
+            "--quiet",
+        ],
+    );
+    let doc = ok_json(&out);
+    assert_eq!(doc["periodSeconds"], 3_600);
+    let rows = doc["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{doc}");
+    // 2025-03-01: $0.000056 + $0.000144 in the 2 hours it has in the window: × 360.
+    assert_eq!(rows[0]["key"], "2025-03-01");
+    assert_eq!(rows[0]["requests"], 2);
+    assert_eq!(rows[0]["costUsd"], "0.0002");
+    assert_eq!(rows[0]["projected30dUsd"], "0.072");
+    assert_eq!(rows[1]["key"], "2025-03-02");
+    assert_eq!(rows[1]["costUsd"], "0.00144");
+    assert_eq!(rows[1]["projected30dUsd"], "0.5184");
+    assert_eq!(doc["total"]["costUsd"], "0.00164");
+    assert_eq!(doc["total"]["projected30dUsd"], "0.2952");
+}
+
+/// A summary log line as the function writes it (serde_json writes small doubles as `5.6e-5`).
+fn summary_line(at_ms: i64, id: &str, model: &str, input: u64, output: u64, cost: f64) -> String {
+    let ts = DateTime::from_millis(at_ms).fmt(Format::DateTime).unwrap();
+    serde_json::json!({
+        "timestamp": ts,
+        "level": "INFO",
+        "message": "request completed",
+        "route": "/api/chat",
+        "status": 200,
+        "modelId": model,
+        "inputTokens": input,
+        "outputTokens": output,
+        "costUsd": cost,
+        "service": SERVICE,
+        "requestId": id,
+        "xrayTraceId": format!("1-6880a1b2-{:0>24}", id.len()),
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn top_lists_the_dearest_requests_from_logs_insights() {
+    let moto = MotoStack::start().await;
+    let s = recent_window_start();
+    let config = seed::config(moto.endpoint()).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    seed::put_request(&cw, SERVICE, &req(s + MIN, Some(MICRO), 800, 200, 0.000056)).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let ms = |secs: i64| secs * 1000;
+    seed::put_logs(
+        &logs,
+        "/aws/lambda/chatbot-test-api",
+        &[
+            // Before the window: dear, but not in it.
+            (
+                ms(s - HOUR),
+                summary_line(ms(s - HOUR), "req-old", HAIKU, 9_000, 9_000, 9.0),
+            ),
+            (ms(s + MIN), "START RequestId: 42 Version: $LATEST".into()),
+            (
+                ms(s + MIN),
+                r#"{"message":"server started","costUsd":7}"#.into(),
+            ),
+            (
+                ms(s + 2 * MIN),
+                summary_line(ms(s + 2 * MIN), "req-micro", MICRO, 800, 200, 0.000056),
+            ),
+            (
+                ms(s + 3 * MIN),
+                summary_line(ms(s + 3 * MIN), "req-haiku", HAIKU, 800, 200, 0.00144),
+            ),
+            (
+                ms(s + 4 * MIN),
+                summary_line(ms(s + 4 * MIN), "req-lite", LITE, 1_200, 300, 0.000144),
+            ),
+        ],
+    )
+    .await;
+    seed::put_logs(
+        &logs,
+        "/aws/lambda/chatbot-test-stream",
+        &[(
+            ms(s + 5 * MIN),
+            summary_line(ms(s + 5 * MIN), "req-lite-2", LITE, 1_000, 500, 0.00018),
+        )],
+    )
+    .await;
+    let (start, end) = (rfc3339(s), rfc3339(s + 4 * HOUR));
+    let args = [
+        "--start",
+        start.as_str(),
+        "--end",
+        end.as_str(),
+        "--top",
+        "10",
+        "--log-group",
+        "/aws/lambda/chatbot-test-api",
+        "--log-group",
+        "/aws/lambda/chatbot-test-stream",
+    ];
+
+    let out = report(&moto, &[&args[..], &["--format", "json"]].concat());
+    let doc = ok_json(&out);
+    let top = doc["top"].as_array().unwrap();
+    let got: Vec<(&str, &str)> = top
+        .iter()
+        .map(|t| {
+            (
+                t["requestId"].as_str().unwrap(),
+                t["costUsd"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("req-haiku", "0.00144"),
+            ("req-lite-2", "0.00018"),
+            ("req-lite", "0.000144"),
+            ("req-micro", "0.000056"),
+        ]
+    );
+    assert_eq!(top[0]["modelId"], HAIKU);
+    assert_eq!(top[0]["inputTokens"], 800);
+    assert_eq!(top[0]["xrayTraceId"], "1-6880a1b2-000000000000000000000009");
+    assert_eq!(top[0]["time"], rfc3339(s + 3 * MIN));
+    assert!(
+        out.stderr
+            .contains("cost-report: Logs Insights query Complete"),
+        "progress while polling: {}",
+        out.stderr
+    );
+
+    // The table has a second section with the same requests.
+    let out = report(&moto, &[&args[..], &["--quiet"]].concat());
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("Most expensive requests (Logs Insights, 4 found):"),
+        "{}",
+        out.stdout
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("req-haiku"))
+        .expect("haiku row");
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cells[cells.len() - 3..],
+        ["800", "200", "0.00144000"],
+        "{line}"
+    );
+
+    // A log group that does not exist: a clear error, exit 1.
+    let out = report(
+        &moto,
+        &[
+            "--start",
+            start.as_str(),
+            "--end",
+            end.as_str(),
+            "--top",
+            "3",
+            "--log-group",
+            "/aws/lambda/nope",
+            "--quiet",
+        ],
+    );
+    assert_eq!(out.code(), Some(1), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("StartQuery: not found"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_window_says_no_data_and_exits_3() {
+    let moto = MotoStack::start().await;
+    let s = recent_window_start();
+    let config = seed::config(moto.endpoint()).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    seed::put_request(
+        &cw,
+        "chatbot-prod",
+        &req(s + MIN, Some(MICRO), 800, 200, 0.000056),
+    )
+    .await;
+    let out = report(&moto, &["--since", "24h", "--format", "json"]);
+    assert_eq!(out.code(), Some(3), "{}", out.stderr);
+    assert_eq!(out.stdout, "", "nothing on stdout");
+    assert!(
+        out.stderr.contains(&format!(
+            "no data: no Requests metric for Service={SERVICE} in namespace ServerlessChatbot"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("Services with metrics in this namespace: chatbot-prod"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn missing_credentials_or_region_are_named_before_any_call() {
+    // Nothing listens on port 9; the check must fail before any request is tried.
+    let args = [
+        "cost-report",
+        "--endpoint-url",
+        "http://127.0.0.1:9",
+        "--since",
+        "1h",
+    ];
+    let out = chatbot(&args, &[("AWS_REGION", "us-east-1")]);
+    assert_eq!(out.code(), Some(1), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("chatbot: no AWS credentials found"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.elapsed.as_secs() < 20, "took {:?}", out.elapsed);
+    assert_eq!(out.stdout, "");
+
+    let out = chatbot(
+        &args,
+        &[("AWS_ACCESS_KEY_ID", "a"), ("AWS_SECRET_ACCESS_KEY", "b")],
+    );
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("chatbot: no AWS region"),
+        "{}",
+        out.stderr
+    );
+
+    let out = chatbot(&["cost-report", "--since", "3y"], TEST_AWS);
+    assert_eq!(out.code(), Some(2), "a usage error");
+    assert!(out.stderr.contains("invalid duration"), "{}", out.stderr);
+}
+
+#[test]
+fn help_shows_real_examples() {
+    let out = chatbot(&["cost-report", "--help"], &[]);
+    assert_eq!(out.code(), Some(0));
+    for needle in [
+        "chatbot cost-report --service chatbot-dev --since 7d",
+        "--top 5 --log-group /aws/lambda/chatbot-dev-api",
+        "TOTAL",
+        "USD/REQUEST",
+    ] {
+        assert!(out.stdout.contains(needle), "{needle:?} in\n{}", out.stdout);
+    }
+    let out = chatbot(&["--help"], &[]);
+    assert!(out.stdout.contains("cost-report"), "{}", out.stdout);
+    assert!(out.stdout.contains("cost-estimate"), "{}", out.stdout);
+}
+
+#[test]
+fn cost_estimate_prices_the_seed_scenario() {
+    let out = chatbot(
+        &[
+            "cost-estimate",
+            "--model",
+            MICRO,
+            "--model",
+            LITE,
+            "--avg-duration-ms",
+            "1000",
+            "--format",
+            "json",
+        ],
+        &[],
+    );
+    let doc = ok_json(&out);
+    assert_eq!(doc["freeTierApplied"], false);
+    assert_eq!(doc["usage"]["inputTokens"], 8_000_000);
+    assert_eq!(doc["usage"]["gbSeconds"], "1250");
+    let lite = &doc["models"][1];
+    assert_eq!(lite["model"], LITE);
+    // 8,000,000 × 0.00006 / 1K = 0.48; 2,000,000 × 0.00024 / 1K = 0.48
+    assert_eq!(lite["bedrockInputUsd"], "0.48");
+    assert_eq!(lite["bedrockOutputUsd"], "0.48");
+    // 1,250 GB-s × 0.0000133334; 10,000 × 0.0000002; 10,000 × 0.000001
+    assert_eq!(lite["lambdaComputeUsd"], "0.01666675");
+    assert_eq!(lite["lambdaRequestsUsd"], "0.002");
+    assert_eq!(lite["apiGatewayUsd"], "0.01");
+    assert_eq!(lite["totalUsd"], "0.98866675");
+    assert_eq!(doc["models"][0]["totalUsd"], "0.58866675");
+
+    let out = chatbot(&["cost-estimate"], &[]);
+    assert_eq!(out.code(), Some(0));
+    assert!(
+        out.stdout.contains("Free tier not applied"),
+        "{}",
+        out.stdout
+    );
+
+    let out = chatbot(&["cost-estimate", "--model", "meta.llama9"], &[]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("no price for model \"meta.llama9\""),
+        "{}",
+        out.stderr
+    );
+}

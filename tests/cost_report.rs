@@ -34,10 +34,13 @@ fn recent_window_start() -> i64 {
     now / HOUR * HOUR - 5 * HOUR
 }
 
+/// Variants as an A/B test would assign them: Nova Micro is `control`, the others `challenger`.
 fn req(at: i64, model: Option<&'static str>, input: u64, output: u64, cost: f64) -> Req {
+    let variant = model.map(|m| if m == MICRO { "control" } else { "challenger" });
     Req {
         at,
         model,
+        variant,
         input,
         output,
         cost,
@@ -285,6 +288,34 @@ async fn report_figures_equal_the_seeded_sums() {
             "0.348192"
         ]
     );
+
+    // By variant: challenger = Lite + Haiku, control = Micro, the rest unassigned.
+    let doc = ok_json(&report(
+        &moto,
+        &[
+            &window[..],
+            &["--by", "variant", "--format", "json", "--quiet"],
+        ]
+        .concat(),
+    ));
+    assert_eq!(doc["groupBy"], "variant");
+    let rows = doc["rows"].as_array().unwrap();
+    let keys: Vec<&str> = rows.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["challenger", "control", "(no variant)"]);
+    // $0.00144 + $0.000324 = $0.001764 over 3 requests; 3,000 + 1,000 tokens.
+    expect(
+        &rows[0],
+        [
+            "3", "1", "3000", "1000", "0.001764", "0.000588", "0.000441", "0.31752", "0",
+        ],
+    );
+    expect(
+        &rows[1],
+        [
+            "3", "0", "2400", "600", "0.000168", "0.000056", "0.000056", "0.03024", "0",
+        ],
+    );
+    assert_eq!(doc["total"]["costUsd"], "0.0019344");
 
     // CSV by hour: four UTC hours, exact figures.
     let out = report(

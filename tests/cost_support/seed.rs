@@ -25,6 +25,8 @@ pub struct Req {
     /// Epoch seconds.
     pub at: i64,
     pub model: Option<&'static str>,
+    /// The A/B variant assigned (published under `[Service, Variant]`).
+    pub variant: Option<&'static str>,
     pub input: u64,
     pub output: u64,
     /// CostUSD as the function emits it (a double).
@@ -33,11 +35,14 @@ pub struct Req {
 }
 
 /// The metrics of one request, like one EMF document: each under `[Service]` and, when the
-/// request reached a model, `[Service, Model]`.
+/// request reached a model, `[Service, Model]` and `[Service, Variant]`.
 pub async fn put_request(cw: &aws_sdk_cloudwatch::Client, service: &str, r: &Req) {
     let mut sets = vec![vec![("Service", service)]];
     if let Some(m) = r.model {
         sets.push(vec![("Service", service), ("Model", m)]);
+    }
+    if let Some(v) = r.variant {
+        sets.push(vec![("Service", service), ("Variant", v)]);
     }
     let mut values = vec![
         ("Requests", 1.0, StandardUnit::Count),

@@ -6,7 +6,7 @@ use aws_smithy_types::DateTime;
 
 use super::format::OutputFormat;
 use super::window::{parse_since, parse_time};
-use crate::telemetry::catalog::DIM_MODEL;
+use crate::telemetry::catalog::{DIM_MODEL, DIM_VARIANT};
 
 /// Short examples for `-h`.
 const EXAMPLES: &str = "\
@@ -22,7 +22,7 @@ Run with --help for sample output.";
 const LONG_EXAMPLES: &str = include_str!("help.txt");
 
 /// Read what the deployed function measured (its CloudWatch metrics and summary log lines) and
-/// report cost per model, day or hour: requests, errors, tokens, USD, USD per request and per
+/// report cost per model, variant, day or hour: requests, errors, tokens, USD, USD per request and per
 /// 1K tokens, and a 30-day projection.
 ///
 /// Figures are sums of the function's own metrics (`Requests`, `Errors`, `InputTokens`,
@@ -105,6 +105,8 @@ pub struct AwsArgs {
 pub enum GroupBy {
     /// One row per model id (the `Model` dimension).
     Model,
+    /// One row per A/B variant (the `Variant` dimension).
+    Variant,
     /// One row per UTC day.
     Day,
     /// One row per UTC hour.
@@ -121,10 +123,10 @@ pub enum Grouping {
 }
 
 impl GroupBy {
-    /// A new dimension grouping (e.g. `Variant`) needs only a variant here and an arm below.
     pub fn grouping(self) -> Grouping {
         match self {
             GroupBy::Model => Grouping::Dimension(DIM_MODEL),
+            GroupBy::Variant => Grouping::Dimension(DIM_VARIANT),
             GroupBy::Day => Grouping::Time(super::window::DAY),
             GroupBy::Hour => Grouping::Time(super::window::HOUR),
         }
@@ -133,6 +135,7 @@ impl GroupBy {
     pub fn as_str(self) -> &'static str {
         match self {
             GroupBy::Model => "model",
+            GroupBy::Variant => "variant",
             GroupBy::Day => "day",
             GroupBy::Hour => "hour",
         }

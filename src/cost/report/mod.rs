@@ -1,5 +1,5 @@
 //! `chatbot cost-report`: what the deployed function cost over a window, read back from its own
-//! CloudWatch metrics (per model, day or hour) and, with `--top`, its most expensive requests
+//! CloudWatch metrics (per model, variant, day or hour) and, with `--top`, its most expensive requests
 //! from the summary log lines through Logs Insights.
 //!
 //! - [`args`]: the flags; [`window`]: `--since/--start/--end`, period and buckets.

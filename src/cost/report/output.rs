@@ -38,6 +38,7 @@ pub fn render(r: &Report, format: OutputFormat) -> String {
 fn key_header(by: GroupBy) -> &'static str {
     match by {
         GroupBy::Model => "MODEL",
+        GroupBy::Variant => "VARIANT",
         GroupBy::Day => "DAY (UTC)",
         GroupBy::Hour => "HOUR (UTC)",
     }

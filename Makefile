@@ -1,0 +1,41 @@
+# Build, package and deploy the Lambda stack (docs/deploy.md). Tests: scripts/test.
+#   make build                 cargo-lambda: target/lambda/chatbot/bootstrap.zip (arm64)
+#   make build-zig             the same zip with cargo-zigbuild, without cargo-lambda
+#   make package               offline: CloudFormation in .serverless/ (no AWS account), linted
+#   make deploy STAGE=prod     build + scripts/deploy.sh (stack, site, config.js, invalidation)
+#   make remove STAGE=prod     scripts/remove.sh
+# Extra osls arguments: make deploy OSLS_ARGS='--param="alarmEmail=me@example.com"'
+STAGE ?= dev
+REGION ?= us-east-2
+BUILD ?= build
+OSLS_ARGS ?=
+ARTIFACT := target/lambda/chatbot/bootstrap.zip
+AARCH64 := aarch64-unknown-linux-gnu
+OSLS := node_modules/.bin/osls
+
+.PHONY: build build-zig package deploy remove
+
+build:
+	cargo lambda build --release --arm64 --output-format zip --bin chatbot
+	@ls -l $(ARTIFACT)
+
+build-zig:
+	cargo zigbuild --release --target $(AARCH64) --bin chatbot
+	scripts/zip-bootstrap target/$(AARCH64)/release/chatbot $(ARTIFACT)
+
+$(OSLS):
+	npm ci --no-audit --no-fund --loglevel=error
+
+package: | $(OSLS)
+	@test -f $(ARTIFACT) || { echo "no $(ARTIFACT): run make build (or make build-zig) first" >&2; exit 1; }
+	$(OSLS) package --stage $(STAGE) --region $(REGION) \
+	  --param="artifact=$(ARTIFACT)" $(OSLS_ARGS)
+	@if [ -x .venv-test/bin/cfn-lint ]; then \
+	  .venv-test/bin/cfn-lint .serverless/cloudformation-template-update-stack.json --ignore-checks W3005; \
+	else echo "cfn-lint not installed (scripts/setup-test-deps installs it); skipped the lint"; fi
+
+deploy: $(BUILD) | $(OSLS)
+	scripts/deploy.sh --stage $(STAGE) --region $(REGION) --skip-build -- $(OSLS_ARGS)
+
+remove: | $(OSLS)
+	scripts/remove.sh --stage $(STAGE) --region $(REGION)

@@ -1,0 +1,162 @@
+//! Alarms: SNS for ALARM and OK, a runbook link that resolves, notBreaching, 60 s periods with
+//! M of N (the daily cost alarm aside), sound metric math, percentiles for timings, and metric
+//! names from the catalog.
+
+use serde_json::Value;
+
+use chatbot::telemetry::catalog::{self, Unit};
+use std::collections::BTreeSet;
+
+use super::Expect;
+use super::stage::rules_strings;
+use crate::deploy::metrics::{self, MetricRef, Rules};
+use crate::deploy::template::{Template, list, props};
+
+fn runbook_anchor(description: &str) -> Option<&str> {
+    let at = description.find("docs/runbooks.md#")?;
+    let url_start = description[..at].rfind("https://")?;
+    if description[url_start..at].contains(char::is_whitespace) {
+        return None;
+    }
+    let anchor = &description[at + "docs/runbooks.md#".len()..];
+    let end = anchor
+        .find(|c: char| c.is_whitespace() || c == ')' || c == '"')
+        .unwrap_or(anchor.len());
+    Some(anchor[..end].trim_end_matches('.'))
+}
+
+fn refs_topic(t: &Template, actions: &Value) -> bool {
+    list(actions).iter().any(|a| {
+        a.get("Ref")
+            .and_then(Value::as_str)
+            .is_some_and(|id| t.type_of(id) == Some("AWS::SNS::Topic"))
+    })
+}
+
+pub fn check(t: &Template, x: &Expect) -> Vec<String> {
+    let mut p = Vec::new();
+    let (namespace, service, functions, models) = rules_strings(t);
+    let rules = Rules {
+        namespace: &namespace,
+        service: &service,
+        functions: &functions,
+        http_api: "${HttpApi}",
+        models: &models,
+    };
+    let all_alarms = t.of_type("AWS::CloudWatch::Alarm");
+    if all_alarms.is_empty() {
+        p.push("the template has no alarms".into());
+    }
+    for (id, a) in all_alarms {
+        let ap = props(a);
+        if !refs_topic(t, &ap["AlarmActions"]) {
+            p.push(format!("{id}: AlarmActions lack the SNS topic"));
+        }
+        if !refs_topic(t, &ap["OKActions"]) {
+            p.push(format!("{id}: OKActions lack the SNS topic"));
+        }
+        let description = t.text(&ap["AlarmDescription"]).unwrap_or_default();
+        match runbook_anchor(&description) {
+            Some(anchor) if x.runbook_anchors.contains(anchor) => {}
+            Some(anchor) => p.push(format!(
+                "{id}: runbook link #{anchor} is no heading of docs/runbooks.md"
+            )),
+            None => p.push(format!(
+                "{id}: description has no https://…docs/runbooks.md#… link"
+            )),
+        }
+        if ap["TreatMissingData"] != "notBreaching" {
+            p.push(format!("{id}: TreatMissingData must be notBreaching"));
+        }
+        if !ap["Threshold"].is_number() {
+            p.push(format!(
+                "{id}: Threshold {} is not a number",
+                ap["Threshold"]
+            ));
+        }
+        let (refs, problems) = metrics::from_alarm(t, id, a);
+        p.extend(problems);
+        for r in &refs {
+            p.extend(metrics::check(r, &rules));
+        }
+        p.extend(alarm_periods(id, ap, &refs, &namespace));
+        p.extend(alarm_math(id, ap));
+        // Latency-like metrics: percentiles, never the average.
+        let timing = refs.iter().any(|r| {
+            r.namespace == namespace
+                && catalog::find(&r.name).is_some_and(|d| d.unit == Unit::Milliseconds)
+        });
+        if timing
+            && !ap["ExtendedStatistic"]
+                .as_str()
+                .is_some_and(|s| s.starts_with('p'))
+        {
+            p.push(format!(
+                "{id}: a timing alarm must use a percentile (ExtendedStatistic pNN)"
+            ));
+        }
+    }
+    p
+}
+
+/// 60 s periods with M of N datapoints, except the daily cost alarm (one 86,400 s period).
+fn alarm_periods(id: &str, ap: &Value, refs: &[MetricRef], namespace: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    let mut periods: Vec<u64> = ap["Period"].as_u64().into_iter().collect();
+    for q in ap["Metrics"].as_array().into_iter().flatten() {
+        periods.extend(q["MetricStat"]["Period"].as_u64());
+    }
+    let daily_cost = refs
+        .iter()
+        .any(|r| r.namespace == namespace && r.name == catalog::COST_USD);
+    let n = ap["EvaluationPeriods"].as_u64().unwrap_or(0);
+    let m = ap["DatapointsToAlarm"].as_u64().unwrap_or(n);
+    if daily_cost {
+        if periods != [86_400] || n != 1 {
+            p.push(format!(
+                "{id}: the daily cost alarm sums one 86400 s period, got {periods:?} × {n}"
+            ));
+        }
+    } else {
+        if periods.is_empty() || periods.iter().any(|s| *s != 60) {
+            p.push(format!("{id}: periods {periods:?} must all be 60 s"));
+        }
+        if n < 2 || m < 1 || m > n {
+            p.push(format!(
+                "{id}: needs M of N datapoints (N ≥ 2, 1 ≤ M ≤ N), got {m} of {n}"
+            ));
+        }
+    }
+    p
+}
+
+/// Metric math: one result, and every id an expression names is defined.
+fn alarm_math(id: &str, ap: &Value) -> Vec<String> {
+    let mut p = Vec::new();
+    let Some(queries) = ap["Metrics"].as_array() else {
+        return p;
+    };
+    let ids: BTreeSet<&str> = queries.iter().filter_map(|q| q["Id"].as_str()).collect();
+    let returned = queries.iter().filter(|q| q["ReturnData"] == true).count();
+    if returned != 1 {
+        p.push(format!(
+            "{id}: {returned} queries return data, an alarm needs exactly 1"
+        ));
+    }
+    for q in queries {
+        let Some(expr) = q["Expression"].as_str() else {
+            continue;
+        };
+        if expr.contains("SEARCH(") {
+            continue;
+        }
+        for word in expr.split(|c: char| !c.is_alphanumeric() && c != '_') {
+            if word.starts_with(|c: char| c.is_ascii_lowercase()) && !ids.contains(word) {
+                p.push(format!(
+                    "{id}: expression {expr:?} names undefined id {word}"
+                ));
+            }
+        }
+    }
+    p
+}

@@ -1,0 +1,162 @@
+//! The dashboard: every metric from the catalog (and every catalog metric shown), AWS metrics
+//! with their real dimensions, the alarm widget, Logs Insights widgets and runbook queries on
+//! field names the service logs.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use chatbot::telemetry::catalog::METRICS;
+
+use super::Expect;
+use super::stage::rules_strings;
+use crate::deploy::logs_query;
+use crate::deploy::metrics::{self, Rules};
+use crate::deploy::template::{Template, props};
+
+pub fn dashboard_body(t: &Template) -> Result<Value, String> {
+    let boards = t.of_type("AWS::CloudWatch::Dashboard");
+    let [(_, board)] = boards.as_slice() else {
+        return Err(format!("expected one dashboard, found {}", boards.len()));
+    };
+    let text = t
+        .text(&props(board)["DashboardBody"])
+        .ok_or("DashboardBody is neither text nor Fn::Sub")?;
+    let mut rest = text.as_str();
+    while let Some(i) = rest.find("${") {
+        let end = rest[i..].find('}').ok_or("unclosed ${ in the dashboard")?;
+        let name = &rest[i + 2..i + end];
+        let known =
+            name.starts_with("AWS::") || t.resource(name.split('.').next().unwrap()).is_some();
+        if !known {
+            return Err(format!(
+                "dashboard placeholder ${{{name}}} is neither AWS:: nor a resource"
+            ));
+        }
+        rest = &rest[i + end..];
+    }
+    serde_json::from_str(&text).map_err(|e| format!("dashboard body is not JSON: {e}"))
+}
+
+pub fn check(t: &Template) -> Vec<String> {
+    let mut p = Vec::new();
+    let body = match dashboard_body(t) {
+        Ok(b) => b,
+        Err(e) => return vec![e],
+    };
+    let (namespace, service, functions, models) = rules_strings(t);
+    let rules = Rules {
+        namespace: &namespace,
+        service: &service,
+        functions: &functions,
+        http_api: "${HttpApi}",
+        models: &models,
+    };
+    let (refs, problems) = metrics::from_dashboard(&body);
+    p.extend(problems);
+    for r in &refs {
+        p.extend(metrics::check(r, &rules));
+    }
+    for m in METRICS {
+        if !refs
+            .iter()
+            .any(|r| r.namespace == namespace && r.name == m.name)
+        {
+            p.push(format!("catalog metric {} is not on the dashboard", m.name));
+        }
+    }
+    for (ns, name) in [
+        ("AWS/Bedrock", "InvocationLatency"),
+        ("AWS/Bedrock", "InvocationThrottles"),
+        ("AWS/Lambda", "Duration"),
+        ("AWS/Lambda", "ConcurrentExecutions"),
+    ] {
+        if !refs.iter().any(|r| r.namespace == ns && r.name == name) {
+            p.push(format!("the dashboard lacks {ns} {name}"));
+        }
+    }
+    let widgets = body["widgets"].as_array().cloned().unwrap_or_default();
+    // The alarm widget shows exactly the stack's alarms.
+    let alarm_names: BTreeSet<String> = t
+        .of_type("AWS::CloudWatch::Alarm")
+        .iter()
+        .filter_map(|(_, a)| t.text(&props(a)["AlarmName"]))
+        .collect();
+    let shown: BTreeSet<String> = widgets
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| {
+            w["properties"]["alarms"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|arn| {
+            arn.as_str()
+                .and_then(|a| a.rsplit_once(":alarm:"))
+                .map(|(_, n)| n.to_owned())
+        })
+        .collect();
+    if shown != alarm_names {
+        p.push(format!(
+            "the alarm widget shows {shown:?}, the stack has {alarm_names:?}"
+        ));
+    }
+    // Logs Insights widgets: this stage's function log groups, known field names.
+    let known = logs_query::known_fields(&access_log_fields(t));
+    let logs: Vec<&Value> = widgets.iter().filter(|w| w["type"] == "log").collect();
+    if logs.len() < 2 {
+        p.push(
+            "the dashboard needs Logs Insights widgets (most expensive requests, recent errors)"
+                .into(),
+        );
+    }
+    for w in logs {
+        let query = w["properties"]["query"].as_str().unwrap_or_default();
+        for source in query.split("SOURCE '").skip(1) {
+            let group = source.split('\'').next().unwrap_or_default();
+            let ok = group
+                .strip_prefix("/aws/lambda/")
+                .is_some_and(|f| functions.iter().any(|n| n == f));
+            if !ok {
+                p.push(format!(
+                    "log widget reads {group}, not a function log group of this stack"
+                ));
+            }
+        }
+        for f in logs_query::unknown_fields(query, &known) {
+            p.push(format!(
+                "log widget {:?} uses unknown field {f}",
+                w["properties"]["title"]
+            ));
+        }
+    }
+    p
+}
+
+/// Keys of the HTTP API access log format (runbook queries may read that log group too).
+fn access_log_fields(t: &Template) -> Vec<String> {
+    t.of_type("AWS::ApiGatewayV2::Stage")
+        .iter()
+        .filter_map(|(_, s)| props(s)["AccessLogSettings"]["Format"].as_str())
+        .filter_map(|f| serde_json::from_str::<serde_json::Map<String, Value>>(f).ok())
+        .flat_map(|m| m.keys().cloned().collect::<Vec<_>>())
+        .collect()
+}
+
+pub fn runbook_queries(t: &Template, x: &Expect) -> Vec<String> {
+    let known = logs_query::known_fields(&access_log_fields(t));
+    let mut p = Vec::new();
+    if x.runbook_queries.is_empty() {
+        p.push("docs/runbooks.md has no ```logsinsights query blocks".into());
+    }
+    for q in &x.runbook_queries {
+        for f in logs_query::unknown_fields(q, &known) {
+            p.push(format!(
+                "runbook query uses unknown field {f}: {}",
+                q.trim()
+            ));
+        }
+    }
+    p
+}

@@ -37,7 +37,12 @@ struct Inner {
 }
 
 impl AppState {
-    pub fn new(config: ServiceConfig, model: ModelClient, variants: Variants, telemetry: Arc<Telemetry>) -> Self {
+    pub fn new(
+        config: ServiceConfig,
+        model: ModelClient,
+        variants: Variants,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 config,
@@ -63,7 +68,10 @@ impl AppState {
     /// The model most traffic goes to (the heaviest variant's).
     pub fn model_id(&self) -> &str {
         let list = self.inner.variants.list();
-        let main = list.iter().max_by_key(|v| v.weight).expect("at least one variant");
+        let main = list
+            .iter()
+            .max_by_key(|v| v.weight)
+            .expect("at least one variant");
         &main.model_id
     }
 

@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Deserialize;
 
+use crate::app::BODY_READ_TIMEOUT;
 use crate::error::ApiError;
 
 /// Largest accepted request body. Checked on `Content-Length` before reading and enforced while
@@ -64,14 +65,21 @@ impl<S: Send + Sync> FromRequest<S> for ChatRequestBody {
                 limit: MAX_BODY_BYTES,
             });
         }
-        // The router's DefaultBodyLimit stops reading past MAX_BODY_BYTES.
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            match rejection.status().as_u16() {
-                413 => ApiError::PayloadTooLarge {
-                    limit: MAX_BODY_BYTES,
-                },
-                _ => ApiError::InvalidRequest(format!("could not read the body: {rejection}")),
-            }
+        // The router's DefaultBodyLimit stops reading past MAX_BODY_BYTES. Its body timeout
+        // only bounds the silence between chunks, so a client dribbling a byte at a time would
+        // hold the request open for hours: the whole body gets BODY_READ_TIMEOUT.
+        let read = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state));
+        let read = read.await.map_err(|_| {
+            ApiError::InvalidRequest(format!(
+                "the body did not arrive within {} s",
+                BODY_READ_TIMEOUT.as_secs()
+            ))
+        })?;
+        let bytes = read.map_err(|rejection| match rejection.status().as_u16() {
+            413 => ApiError::PayloadTooLarge {
+                limit: MAX_BODY_BYTES,
+            },
+            _ => ApiError::InvalidRequest(format!("could not read the body: {rejection}")),
         })?;
         decode(&bytes)
     }

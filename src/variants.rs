@@ -100,7 +100,11 @@ impl Variants {
 
     /// The variant for a request: the one it asked for (only if operators allow choosing), else
     /// the conversation's sticky one, else a random one.
-    pub fn assign(&self, conversation_id: Option<&str>, requested: Option<&str>) -> Result<&Variant, ApiError> {
+    pub fn assign(
+        &self,
+        conversation_id: Option<&str>,
+        requested: Option<&str>,
+    ) -> Result<&Variant, ApiError> {
         if let Some(name) = requested {
             if !self.allow_choice {
                 return Err(ApiError::InvalidRequest(
@@ -109,7 +113,9 @@ impl Variants {
             }
             return self.list.iter().find(|v| v.name == name).ok_or_else(|| {
                 let names: Vec<&str> = self.list.iter().map(|v| v.name.as_str()).collect();
-                ApiError::InvalidRequest(format!("variant: unknown variant {name:?}; one of {names:?}"))
+                ApiError::InvalidRequest(format!(
+                    "variant: unknown variant {name:?}; one of {names:?}"
+                ))
             });
         }
         let point = match conversation_id {
@@ -135,13 +141,17 @@ impl Variants {
 fn parse(spec: &str) -> Result<Vec<Variant>, String> {
     let mut list: Vec<Variant> = Vec::new();
     for part in spec.split(',').map(str::trim) {
-        let err = |why: &str| format!("CHATBOT_MODEL_VARIANTS: {part:?}: {why} (expected name=modelId:weight)");
+        let err = |why: &str| {
+            format!("CHATBOT_MODEL_VARIANTS: {part:?}: {why} (expected name=modelId:weight)")
+        };
         let (name, rest) = part.split_once('=').ok_or_else(|| err("no `=`"))?;
         let (model_id, weight) = rest.rsplit_once(':').ok_or_else(|| err("no `:weight`"))?;
         let name = name.trim();
         let valid_name = !name.is_empty()
             && name.len() <= 32
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !valid_name {
             return Err(err("the name must be 1-32 characters of A-Z a-z 0-9 _ -"));
         }
@@ -156,7 +166,9 @@ fn parse(spec: &str) -> Result<Vec<Variant>, String> {
             return Err(err("the weight must be 1 to 10000"));
         }
         if list.iter().any(|v| v.name == name) {
-            return Err(format!("CHATBOT_MODEL_VARIANTS: duplicate variant name {name:?}"));
+            return Err(format!(
+                "CHATBOT_MODEL_VARIANTS: duplicate variant name {name:?}"
+            ));
         }
         list.push(Variant {
             name: name.to_owned(),
@@ -203,10 +215,18 @@ mod tests {
             .filter(|i| v.assign(Some(&format!("conv-{i}")), None).unwrap().name == "lite")
             .count();
         let share = lite as f64 / n as f64;
-        assert!((share - 0.10).abs() <= 0.02, "lite got {share:.3} of conversations");
+        assert!(
+            (share - 0.10).abs() <= 0.02,
+            "lite got {share:.3} of conversations"
+        );
         // Uuid-shaped ids too.
         let lite = (0..n)
-            .filter(|_| v.assign(Some(&uuid::Uuid::new_v4().to_string()), None).unwrap().name == "lite")
+            .filter(|_| {
+                v.assign(Some(&uuid::Uuid::new_v4().to_string()), None)
+                    .unwrap()
+                    .name
+                    == "lite"
+            })
             .count();
         assert!((lite as f64 / n as f64 - 0.10).abs() <= 0.02);
     }
@@ -224,7 +244,11 @@ mod tests {
         // The hash is part of the contract: these values must never change, or live
         // conversations would switch variants on deploy.
         assert_eq!(
-            [bucket("conv-1", 100), bucket("a", 100), bucket("conversation-42", 1000)],
+            [
+                bucket("conv-1", 100),
+                bucket("a", 100),
+                bucket("conversation-42", 1000)
+            ],
             [23, 15, 61]
         );
     }
@@ -232,18 +256,25 @@ mod tests {
     #[test]
     fn requests_without_a_conversation_are_spread_at_random() {
         let v = Variants::from_config(Some(AB), "x", None, false, &prices()).unwrap();
-        let lite = (0..10_000).filter(|_| v.assign(None, None).unwrap().name == "lite").count();
+        let lite = (0..10_000)
+            .filter(|_| v.assign(None, None).unwrap().name == "lite")
+            .count();
         assert!((lite as f64 / 10_000.0 - 0.10).abs() <= 0.02, "{lite}");
     }
 
     #[test]
     fn configuration_errors_are_clear() {
-        let err = |spec: &str| Variants::from_config(Some(spec), "x", None, false, &prices()).unwrap_err();
+        let err = |spec: &str| {
+            Variants::from_config(Some(spec), "x", None, false, &prices()).unwrap_err()
+        };
         assert!(err("a=us.amazon.nova-micro-v1:0:0").contains("1 to 10000"));
         assert!(err("a=us.amazon.nova-micro-v1:0:x").contains("whole number"));
         assert!(err("a=us.amazon.nova-micro-v1").contains("no `:weight`"));
         assert!(err("a").contains("no `=`"));
-        assert!(err("a=us.amazon.nova-micro-v1:0:5,a=us.amazon.nova-lite-v1:0:5").contains("duplicate variant name \"a\""));
+        assert!(
+            err("a=us.amazon.nova-micro-v1:0:5,a=us.amazon.nova-lite-v1:0:5")
+                .contains("duplicate variant name \"a\"")
+        );
         assert!(err("a=acme.unknown-v1:0:5").contains("no price for acme.unknown-v1:0"));
         assert!(err("bad name=us.amazon.nova-micro-v1:0:5").contains("name must be"));
         let e = Variants::from_config(None, "x", Some("acme.nope"), false, &prices()).unwrap_err();
@@ -252,16 +283,22 @@ mod tests {
 
     #[test]
     fn unset_means_one_default_variant() {
-        let v = Variants::from_config(None, "us.amazon.nova-micro-v1:0", None, false, &prices()).unwrap();
+        let v = Variants::from_config(None, "us.amazon.nova-micro-v1:0", None, false, &prices())
+            .unwrap();
         assert_eq!(v.list().len(), 1);
         let a = v.assign(Some("anything"), None).unwrap();
-        assert_eq!((a.name.as_str(), a.model_id.as_str()), (DEFAULT_VARIANT, "us.amazon.nova-micro-v1:0"));
+        assert_eq!(
+            (a.name.as_str(), a.model_id.as_str()),
+            (DEFAULT_VARIANT, "us.amazon.nova-micro-v1:0")
+        );
     }
 
     #[test]
     fn choosing_a_variant_needs_an_operator() {
         let v = Variants::from_config(Some(AB), "x", None, false, &prices()).unwrap();
-        assert!(matches!(v.assign(None, Some("lite")), Err(ApiError::InvalidRequest(m)) if m.contains("not enabled")));
+        assert!(
+            matches!(v.assign(None, Some("lite")), Err(ApiError::InvalidRequest(m)) if m.contains("not enabled"))
+        );
         let v = Variants::from_config(Some(AB), "x", None, true, &prices()).unwrap();
         assert_eq!(v.assign(Some("c"), Some("lite")).unwrap().name, "lite");
         assert!(v.assign(None, Some("huge")).is_err());

@@ -105,7 +105,11 @@ async fn chat_returns_the_contract_shape_with_exact_cost() {
     assert_eq!(v["variant"], "default");
     assert_eq!(
         emf::dimension_sets(d, "Requests"),
-        vec![vec!["Service"], vec!["Service", "Model"], vec!["Service", "Variant"]]
+        vec![
+            vec!["Service"],
+            vec!["Service", "Model"],
+            vec!["Service", "Variant"]
+        ]
     );
 }
 

@@ -54,10 +54,17 @@ fn readme_cost_table_is_the_output_of_cost_estimate() {
         .args(&flags)
         .output()
         .expect("run chatbot cost-estimate");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated = String::from_utf8(out.stdout).unwrap();
     let readme = read("README.md");
     for line in generated.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(readme.contains(line), "README.md's cost table is stale; missing line:\n{line}");
+        assert!(
+            readme.contains(line),
+            "README.md's cost table is stale; missing line:\n{line}"
+        );
     }
 }

@@ -164,15 +164,25 @@ async fn three_invocations_in_one_process_leave_logs_metrics_and_traces() {
 
     // The chat's tokens and cost: EMF and the log agree with the offline model and the price table.
     let (summary, doc) = evidence(&rig, &chat.request_id).await;
-    let documented = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/observability.md")).unwrap();
+    let documented = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/observability.md"
+    ))
+    .unwrap();
     for key in summary.as_object().unwrap().keys() {
-        assert!(documented.contains(&format!("`{key}`")), "summary key {key} is not in docs/observability.md");
+        assert!(
+            documented.contains(&format!("`{key}`")),
+            "summary key {key} is not in docs/observability.md"
+        );
     }
     let usage = &v["usage"];
     assert_eq!(doc["InputTokens"], usage["inputTokens"]);
     assert_eq!(doc["OutputTokens"], usage["outputTokens"]);
     assert_eq!(doc["conversationId"], "c-42");
-    assert_eq!((&summary["variant"], &doc["Variant"]), (&Value::from("default"), &Value::from("default")));
+    assert_eq!(
+        (&summary["variant"], &doc["Variant"]),
+        (&Value::from("default"), &Value::from("default"))
+    );
     check_cost(&summary, &doc, usage);
 
     // X-Ray: a segment per invocation in the invocation's trace, parented on Lambda's segment,

@@ -13,8 +13,12 @@ use serde_json::Value;
 use support::events::{function_url, xray_trace_header};
 use support::{Emulator, InvokeOptions, Outcome};
 
-async fn streaming_function(offline: OfflineConfig) -> (Emulator, xray::Daemon, offline::OfflineServer) {
-    let model = offline::spawn(offline, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+async fn streaming_function(
+    offline: OfflineConfig,
+) -> (Emulator, xray::Daemon, offline::OfflineServer) {
+    let model = offline::spawn(offline, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
     let daemon = xray::Daemon::bind();
     let endpoint = model.endpoint_url();
     let daemon_addr = daemon.address();
@@ -30,7 +34,12 @@ async fn streaming_function(offline: OfflineConfig) -> (Emulator, xray::Daemon, 
 }
 
 fn post(body: &str) -> Value {
-    function_url("POST", "/api/chat/stream", &[("content-type", "application/json")], Some(body))
+    function_url(
+        "POST",
+        "/api/chat/stream",
+        &[("content-type", "application/json")],
+        Some(body),
+    )
 }
 
 #[tokio::test]
@@ -51,23 +60,43 @@ async fn a_streamed_reply_arrives_in_chunks_with_its_telemetry() {
             },
         )
         .await;
-    let Outcome::Streamed { prelude, chunks, error } = &inv.outcome else {
+    let Outcome::Streamed {
+        prelude,
+        chunks,
+        error,
+    } = &inv.outcome
+    else {
         panic!("expected a streamed response, got {:?}", inv.outcome);
     };
     assert!(error.is_none(), "{error:?}");
     assert_eq!(prelude["statusCode"], 200);
-    assert!(prelude["headers"]["content-type"].as_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        prelude["headers"]["content-type"]
+            .as_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     assert_eq!(prelude["headers"]["x-request-id"], inv.request_id);
 
     // Chunk by chunk: many chunks, spread over time, the first well before the last.
     assert!(chunks.len() >= 10, "{} chunks", chunks.len());
     let first = chunks.first().unwrap().0;
     let last = chunks.last().unwrap().0;
-    assert!(last.duration_since(first) >= Duration::from_millis(300), "not streamed: {:?}", last.duration_since(first));
+    assert!(
+        last.duration_since(first) >= Duration::from_millis(300),
+        "not streamed: {:?}",
+        last.duration_since(first)
+    );
     let first_text = String::from_utf8_lossy(&chunks[0].1);
-    assert!(first_text.contains("event: meta"), "meta goes out first: {first_text}");
+    assert!(
+        first_text.contains("event: meta"),
+        "meta goes out first: {first_text}"
+    );
 
-    let body: String = chunks.iter().map(|(_, b)| String::from_utf8_lossy(b).into_owned()).collect();
+    let body: String = chunks
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
     let events = sse_events(&body);
     assert_eq!(events.first().unwrap().0, "meta");
     let (last_event, done) = events.last().unwrap();
@@ -78,7 +107,14 @@ async fn a_streamed_reply_arrives_in_chunks_with_its_telemetry() {
     // Telemetry, finished as the stream ended.
     let rid = inv.request_id.clone();
     let found = emulator
-        .wait_for_stdout(|l| l.json.as_ref().is_some_and(|j| j["requestId"] == rid && j.get("_aws").is_some()), Duration::from_secs(5))
+        .wait_for_stdout(
+            |l| {
+                l.json
+                    .as_ref()
+                    .is_some_and(|j| j["requestId"] == rid && j.get("_aws").is_some())
+            },
+            Duration::from_secs(5),
+        )
         .await
         .expect("EMF document");
     let doc = found.json.unwrap();
@@ -86,7 +122,10 @@ async fn a_streamed_reply_arrives_in_chunks_with_its_telemetry() {
     assert_eq!(doc["OutputTokens"], done["usage"]["outputTokens"]);
     assert_eq!(doc["CostUSD"], done["cost"]["totalUsd"]);
     assert!(doc["TimeToFirstToken"].as_f64().unwrap() < doc["Latency"].as_f64().unwrap());
-    assert!(done["cost"]["apiUsd"].is_null(), "a Function URL has no API Gateway charge");
+    assert!(
+        done["cost"]["apiUsd"].is_null(),
+        "a Function URL has no API Gateway charge"
+    );
     assert!(done["cost"]["computeUsd"].as_f64().unwrap() > 0.0);
     let summaries: Vec<Value> = emulator
         .lines()
@@ -100,7 +139,10 @@ async fn a_streamed_reply_arrives_in_chunks_with_its_telemetry() {
 
     let root = trace.split(';').next().unwrap().trim_start_matches("Root=");
     let nodes = xray::check_trace(&daemon.collect(Duration::from_millis(300)), root).unwrap();
-    let bedrock = nodes.iter().find(|n| n["namespace"] == "aws").expect("Bedrock subsegment");
+    let bedrock = nodes
+        .iter()
+        .find(|n| n["namespace"] == "aws")
+        .expect("Bedrock subsegment");
     assert_eq!(bedrock["aws"]["operation"], "ConverseStream");
 }
 
@@ -118,7 +160,9 @@ async fn errors_in_streaming_mode_keep_their_bodies() {
     assert_eq!(reply.json().unwrap()["error"]["requestId"], inv.request_id);
     // After it began: an SSE error event, and the function does not fail the invocation.
     let inv = emulator.invoke(post(&chat_body("#fault=midstream"))).await;
-    let Outcome::Streamed { error, .. } = &inv.outcome else { panic!("{:?}", inv.outcome) };
+    let Outcome::Streamed { error, .. } = &inv.outcome else {
+        panic!("{:?}", inv.outcome)
+    };
     assert!(error.is_none());
     let reply = inv.http_response().unwrap();
     let events = sse_events(&reply.text());

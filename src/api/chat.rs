@@ -37,8 +37,10 @@ pub async fn chat(
     let req = validate(body, &state.limits())?;
     let variant = assign(&state, &ctx, &req)?;
     let (model, req_ref) = (state.model(), &req);
-    let (completion, model_id) =
-        with_fallback(&state, &variant.model_id, |id| async move { model.converse(&id, req_ref).await }).await?;
+    let (completion, model_id) = with_fallback(&state, &variant.model_id, |id| async move {
+        model.converse(&id, req_ref).await
+    })
+    .await?;
     record_content(req.last_user_text(), &completion.text);
     let cost = ctx.settle_cost();
     Ok(Json(ChatResponse {

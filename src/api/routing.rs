@@ -13,7 +13,11 @@ use crate::validation::ChatRequest;
 use crate::variants::Variant;
 
 /// Assign the request its variant and note it on the request's evidence.
-pub fn assign<'a>(state: &'a AppState, ctx: &RequestCtx, req: &ChatRequest) -> Result<&'a Variant, ApiError> {
+pub fn assign<'a>(
+    state: &'a AppState,
+    ctx: &RequestCtx,
+    req: &ChatRequest,
+) -> Result<&'a Variant, ApiError> {
     let variant = state
         .variants()
         .assign(req.conversation_id.as_deref(), req.variant.as_deref())?;
@@ -27,7 +31,11 @@ pub fn assign<'a>(state: &'a AppState, ctx: &RequestCtx, req: &ChatRequest) -> R
 
 /// Call `primary`; on throttling or unavailability (after the SDK's retries) call the fallback
 /// model once. Returns the value and the id of the model that produced it.
-pub async fn with_fallback<T, F, Fut>(state: &AppState, primary: &str, mut call: F) -> Result<(T, String), ModelError>
+pub async fn with_fallback<T, F, Fut>(
+    state: &AppState,
+    primary: &str,
+    mut call: F,
+) -> Result<(T, String), ModelError>
 where
     F: FnMut(String) -> Fut,
     Fut: Future<Output = Result<T, ModelError>>,
@@ -35,8 +43,16 @@ where
     let first = call(primary.to_owned()).await;
     let fallback = state.variants().fallback().filter(|f| *f != primary);
     match (first, fallback) {
-        (Err(e @ (ModelError::Throttled { .. } | ModelError::Unavailable { .. })), Some(fallback)) => {
-            tracing::warn!(modelId = primary, modelError = e.kind(), fallbackModelId = fallback, "falling back");
+        (
+            Err(e @ (ModelError::Throttled { .. } | ModelError::Unavailable { .. })),
+            Some(fallback),
+        ) => {
+            tracing::warn!(
+                modelId = primary,
+                modelError = e.kind(),
+                fallbackModelId = fallback,
+                "falling back"
+            );
             RequestCtx::with_current(|ctx| {
                 ctx.record().fallback = true;
                 ctx.span().set_attribute("annotation.fallback", true);

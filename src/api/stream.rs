@@ -60,8 +60,10 @@ pub async fn chat_stream(
     let variant = assign(&state, &ctx, &req)?;
     let (model, req_ref) = (state.model(), &req);
     // Fallback is possible only until the stream has opened: after that, text has been sent.
-    let (reply, model_id) =
-        with_fallback(&state, &variant.model_id, |id| async move { model.converse_stream(&id, req_ref).await }).await?;
+    let (reply, model_id) = with_fallback(&state, &variant.model_id, |id| async move {
+        model.converse_stream(&id, req_ref).await
+    })
+    .await?;
     let meta = json_event(
         "meta",
         &Meta {

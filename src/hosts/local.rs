@@ -1,4 +1,4 @@
-//! The local host: the router over TCP with `axum::serve`, plus the chat page from `frontend/`
+//! The local host: the router over TCP (a hyper connection loop with slow-client bounds), plus the chat page from `frontend/`
 //! (in production S3 and CloudFront serve the page, so it stays outside the API router and its
 //! telemetry).
 
@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use axum::Router;
 use axum::extract::Request;
 use axum::response::IntoResponse;
-use tokio::net::TcpListener;
 use std::time::Duration;
+use tokio::net::TcpListener;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -59,6 +59,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Serve `router` until Ctrl-C. A hyper connection loop rather than `axum::serve`, because the
 /// slow-client and header-size bounds are hyper settings `axum::serve` does not expose.
 pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()> {
+    serve_until(listener, router, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await
+}
+
+/// As [`serve`], stopping when `shutdown` completes (tests stop the server this way), then
+/// giving open connections the same grace period.
+pub async fn serve_until(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -70,7 +83,8 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32);
     let graceful = GracefulShutdown::new();
-    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
+    let (stopping, stop_waiting) = tokio::sync::watch::channel(false);
+    let mut stop = std::pin::pin!(shutdown);
     loop {
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -85,15 +99,33 @@ pub async fn serve(listener: TcpListener, router: Router) -> std::io::Result<()>
             _ = &mut stop => break,
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let (builder, router, watcher) = (builder.clone(), router.clone(), graceful.watcher());
+        let mut stop_waiting = stop_waiting.clone();
         tokio::spawn(async move {
-            let _ = connection.await;
+            // hyper-util sniffs HTTP/1 vs HTTP/2 from the first bytes before hyper's header-read
+            // timeout starts, with no deadline of its own: a client that connects and sends
+            // nothing would hold the connection forever. Its first byte gets the same bound.
+            let mut first = [0u8; 1];
+            let first_byte = tokio::select! {
+                read = tokio::time::timeout(HEADER_READ_TIMEOUT, stream.peek(&mut first)) => {
+                    matches!(read, Ok(Ok(n)) if n > 0)
+                }
+                _ = stop_waiting.wait_for(|stop| *stop) => false,
+            };
+            if !first_byte {
+                return;
+            }
+            let service = TowerToHyperService::new(router);
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            let _ = watcher.watch(connection.into_owned()).await;
         });
     }
     drop(listener);
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    let _ = stopping.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period over; dropping open connections");
     }
     Ok(())

@@ -68,7 +68,12 @@ impl ModelError {
     pub fn from_stream(err: SdkError<ConverseStreamOutputError, RawMessage>) -> Self {
         use ConverseStreamOutputError as E;
         let SdkError::ServiceError(e) = err else {
-            return Self::from_sdk(err);
+            // The receiver reports a connection broken mid-reply as a dispatch failure; the
+            // model was reached and failed, as when a buffered reply breaks off (502, not 503).
+            return match Self::from_sdk(err) {
+                ModelError::Unavailable { kind } => ModelError::Failed { kind },
+                other => other,
+            };
         };
         let e = e.into_err();
         let kind = match &e {

@@ -230,11 +230,21 @@ mod tests {
         assert_eq!(d.fail_attempts, None);
         assert!(parse_directive("#fault=nope").is_err());
         assert!(parse_directive("#fault=throttle:x").is_err());
-        let d = parse_directive("#fault=throttle:3@nova-micro").unwrap().unwrap();
-        assert_eq!((d.fail_attempts, d.only_model), (Some(3), Some("nova-micro")));
+        let d = parse_directive("#fault=throttle:3@nova-micro")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.fail_attempts, d.only_model),
+            (Some(3), Some("nova-micro"))
+        );
         assert!(d.applies_to("us.amazon.nova-micro-v1:0"));
         assert!(!d.applies_to("us.amazon.nova-lite-v1:0"));
-        assert!(parse_directive("#fault=error").unwrap().unwrap().applies_to("anything"));
+        assert!(
+            parse_directive("#fault=error")
+                .unwrap()
+                .unwrap()
+                .applies_to("anything")
+        );
         for (name, kind) in KINDS {
             let text = format!("x #fault={name}");
             let d = parse_directive(&text).unwrap().unwrap();

@@ -49,7 +49,11 @@ pub fn init(config: &ServiceConfig, in_lambda: bool) -> Result<TelemetryGuard, S
 }
 
 /// As [`init`], logging to `writer` instead of stdout (benchmarks log to a sink).
-pub fn init_with_writer<W>(config: &ServiceConfig, in_lambda: bool, writer: W) -> Result<TelemetryGuard, String>
+pub fn init_with_writer<W>(
+    config: &ServiceConfig,
+    in_lambda: bool,
+    writer: W,
+) -> Result<TelemetryGuard, String>
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {

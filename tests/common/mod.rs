@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod emf;
+pub mod evidence;
+pub mod local;
 pub mod xray;
 
 use std::sync::{Arc, Mutex};

@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::RequestBodyTimeoutLayer;
 
 use crate::api;
 use crate::config::ServiceConfig;
@@ -19,9 +18,6 @@ use crate::request::MAX_BODY_BYTES;
 use crate::telemetry::{Telemetry, TelemetryLayer};
 use crate::validation::Limits;
 use crate::variants::Variants;
-
-/// Longest a client may take to send a request body (a slow body is cut off with a 400).
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What handlers share. Cheap to clone.
 #[derive(Clone)]
@@ -85,7 +81,8 @@ impl AppState {
 }
 
 /// Every route of the API with its layers, outermost first: telemetry (so even a panic or a
-/// CORS preflight leaves its evidence), panic → 500, CORS, body read timeout and size limit.
+/// CORS preflight leaves its evidence), panic → 500, CORS, body size limit. (The body read
+/// deadline is the chat extractor's, `crate::request`.)
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     if state.config().diagnostic_routes {
@@ -98,7 +95,6 @@ pub fn app(state: AppState) -> Router {
         .fallback(api::fallback::not_found)
         .method_not_allowed_fallback(api::fallback::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(RequestBodyTimeoutLayer::new(BODY_READ_TIMEOUT))
         .layer(cors(state.config()))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TelemetryLayer::new(state.telemetry().clone()))

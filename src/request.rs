@@ -6,12 +6,14 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Deserialize;
 
-use crate::app::BODY_READ_TIMEOUT;
 use crate::error::ApiError;
 
 /// Largest accepted request body. Checked on `Content-Length` before reading and enforced while
 /// reading (a chunked body has no length up front).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Longest a client may take to send a whole request body (a slow body is cut off with a 400).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The body of `POST /api/chat` and `POST /api/chat/stream`, as sent.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,9 +67,8 @@ impl<S: Send + Sync> FromRequest<S> for ChatRequestBody {
                 limit: MAX_BODY_BYTES,
             });
         }
-        // The router's DefaultBodyLimit stops reading past MAX_BODY_BYTES. Its body timeout
-        // only bounds the silence between chunks, so a client dribbling a byte at a time would
-        // hold the request open for hours: the whole body gets BODY_READ_TIMEOUT.
+        // The router's DefaultBodyLimit stops reading past MAX_BODY_BYTES; the whole body must
+        // arrive within BODY_READ_TIMEOUT, so a client dribbling bytes cannot hold a request open.
         let read = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state));
         let read = read.await.map_err(|_| {
             ApiError::InvalidRequest(format!(

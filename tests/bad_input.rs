@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, Uri};
-use chatbot::app::BODY_READ_TIMEOUT;
 use chatbot::error::status_for_code;
 use chatbot::hosts::local::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, frontend_dir, with_frontend};
+use chatbot::request::BODY_READ_TIMEOUT;
 use chatbot::request::MAX_BODY_BYTES;
 use chatbot::validation::{Limits, validate};
 use common::local::LocalServer;

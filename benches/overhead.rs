@@ -5,6 +5,7 @@
 //! `cargo bench --bench overhead` prints p50/p90/p99 of
 //!   - `model`: the bare SDK Converse call to the offline model over loopback (the baseline), and
 //!   - `request`: the same call made through the whole router (`POST /api/chat`),
+//!
 //! and their difference, which is the overhead; then criterion's estimate of the mean.
 //! Sequential requests on a current-thread runtime, so the numbers are per-request costs.
 

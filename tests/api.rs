@@ -577,3 +577,24 @@ async fn unknown_model_price_means_null_cost_and_a_cost_unknown_metric() {
     assert_eq!(d["CostUnknown"], 1);
     assert!(d.get("CostUSD").is_none());
 }
+
+/// A second model, priced from its own row of the table: exact to the last digit.
+#[tokio::test]
+async fn nova_lite_cost_is_exact_too() {
+    let mut c = config();
+    c.model_id = "us.amazon.nova-lite-v1:0".into();
+    let svc = service(c, OfflineConfig::default()).await;
+    let v = svc.chat("price this answer for me").await.json();
+    let tokens = |k: &str| Decimal::from(v["usage"][k].as_u64().unwrap());
+    // Nova Lite: $0.00006 / $0.00024 per 1K tokens.
+    let expected = (tokens("inputTokens") * Decimal::from_str("0.00006").unwrap()
+        + tokens("outputTokens") * Decimal::from_str("0.00024").unwrap())
+        / Decimal::from(1000);
+    let got = Decimal::from_str(&v["cost"]["totalUsd"].to_string()).unwrap();
+    assert_eq!(got, expected.normalize());
+    let d = &svc.wait_emf(1).await[0];
+    assert_eq!(
+        Decimal::from_str(&d["CostUSD"].to_string()).unwrap(),
+        expected.normalize()
+    );
+}

@@ -172,11 +172,6 @@ impl ServiceConfig {
         Ok(())
     }
 
-    /// The configuration as the environment alone gives it (the Lambda host; tests).
-    pub fn from_env() -> Result<Self, clap::Error> {
-        args_from_env()
-    }
-
     /// Defaults only, ignoring the environment: a stable base for tests.
     pub fn defaults() -> Self {
         ServiceConfig {

@@ -450,41 +450,102 @@ async fn sequential(rig: &Rig, mode: Mode, label: &str, check: impl Fn(&Outcome)
 /// Requests per mode in the random-fault rows.
 const RANDOM_REQUESTS: usize = 40;
 
+/// One mode's share of a random-fault row: its requests with their EMF documents, and how many
+/// attempts the offline model saw.
+struct ModeRun {
+    mode: Mode,
+    rows: Vec<(Outcome, Value)>,
+    attempts_seen: u64,
+}
+
+impl ModeRun {
+    fn answered(&self) -> usize {
+        self.rows.iter().filter(|(o, _)| o.status == 200).count()
+    }
+
+    fn retried(&self) -> usize {
+        self.rows
+            .iter()
+            .filter(|(_, d)| d["Retries"].as_u64() > Some(0))
+            .count()
+    }
+
+    /// Each attempt the SDK made reached the model exactly once, and was counted.
+    fn assert_attempts_counted(&self) {
+        let attempts: u64 = self
+            .rows
+            .iter()
+            .map(|(_, d)| d["Retries"].as_u64().unwrap() + 1)
+            .sum();
+        assert_eq!(
+            attempts, self.attempts_seen,
+            "{:?}: attempts in EMF vs requests the model saw",
+            self.mode
+        );
+    }
+}
+
+/// A random-fault row: a seeded model per mode (so each draws its own sequence, in order),
+/// RANDOM_REQUESTS sequential requests each, every answer as `check` allows, the evidence settled.
+async fn random_fault_row(
+    label: &str,
+    offline: impl Fn(u64) -> OfflineConfig,
+    seeds: (u64, u64),
+    check: impl Fn(&Outcome) + Copy,
+) -> [ModeRun; 2] {
+    let baseline = alive_tasks();
+    let (buffered, streaming) = tokio::join!(
+        Rig::start(budget(), offline(seeds.0)),
+        Rig::start(budget(), offline(seeds.1))
+    );
+    let (b, s) = tokio::join!(
+        sequential(&buffered, Mode::Buffered, label, check),
+        sequential(&streaming, Mode::Streaming, label, check)
+    );
+    let seen = [buffered.stats.requests(), streaming.stats.requests()];
+    let checked = settle(baseline, vec![(buffered, b), (streaming, s)]).await;
+    let (rows_b, rows_s): (Vec<_>, Vec<_>) = checked
+        .into_iter()
+        .partition(|(o, _)| o.mode == Mode::Buffered);
+    let runs = [
+        ModeRun {
+            mode: Mode::Buffered,
+            rows: rows_b,
+            attempts_seen: seen[0],
+        },
+        ModeRun {
+            mode: Mode::Streaming,
+            rows: rows_s,
+            attempts_seen: seen[1],
+        },
+    ];
+    for r in &runs {
+        eprintln!(
+            "{:?}: {}/40 answered, {} after retries",
+            r.mode,
+            r.answered(),
+            r.retried()
+        );
+    }
+    runs
+}
+
 #[tokio::test]
 async fn random_throttling_30_percent_is_retried_or_answered_429() {
-    let baseline = alive_tasks();
     let offline = |seed| OfflineConfig {
         throttle_percent: 30.0,
         seed: Some(seed),
         ..OfflineConfig::default()
     };
-    // A rig per mode so each draws its own seeded sequence, in order.
-    let (buffered, streaming) = tokio::join!(
-        Rig::start(budget(), offline(7)),
-        Rig::start(budget(), offline(8))
-    );
     let check = |o: &Outcome| match o.status {
         200 => assert_answer(o, Answer::Reply),
         _ => assert_answer(o, Answer::Error(429, "rate_limited")),
     };
-    let (b, s) = tokio::join!(
-        sequential(&buffered, Mode::Buffered, "throttle-30%", check),
-        sequential(&streaming, Mode::Streaming, "throttle-30%", check)
-    );
-    let attempts_seen = (buffered.stats.requests(), streaming.stats.requests());
-    let checked = settle(baseline, vec![(buffered, b), (streaming, s)]).await;
-
-    for mode in [Mode::Buffered, Mode::Streaming] {
-        let rows: Vec<&(Outcome, Value)> = checked.iter().filter(|(o, _)| o.mode == mode).collect();
-        let ok = rows.iter().filter(|(o, _)| o.status == 200).count();
-        let retried = rows
-            .iter()
-            .filter(|(_, d)| d["Retries"].as_u64() > Some(0))
-            .count();
-        eprintln!("{mode:?}: {ok}/40 answered, {retried} after retries");
+    for run in random_fault_row("throttle-30%", offline, (7, 8), check).await {
+        let mode = run.mode;
         // Only throttling is injected, so every retry was a throttle; a 429 means every
         // attempt was throttled.
-        for (o, d) in &rows {
+        for (o, d) in &run.rows {
             let (throttles, retries) = (
                 d["Throttles"].as_u64().unwrap(),
                 d["Retries"].as_u64().unwrap(),
@@ -494,6 +555,7 @@ async fn random_throttling_30_percent_is_retried_or_answered_429() {
                 _ => assert_eq!((throttles, retries), (3, 2), "{o}: {d}"),
             }
         }
+        let (ok, retried) = (run.answered(), run.retried());
         assert!(
             ok >= 34,
             "{mode:?}: P(3 throttles in a row) is 2.7 %, got {ok}/40 answered"
@@ -502,73 +564,32 @@ async fn random_throttling_30_percent_is_retried_or_answered_429() {
             retried >= 4,
             "{mode:?}: 30 % throttling must show as retries, got {retried}"
         );
-        // Each attempt the SDK made reached the model exactly once, and was counted.
-        let attempts: u64 = rows
-            .iter()
-            .map(|(_, d)| d["Retries"].as_u64().unwrap() + 1)
-            .sum();
-        let seen = if mode == Mode::Buffered {
-            attempts_seen.0
-        } else {
-            attempts_seen.1
-        };
-        assert_eq!(
-            attempts, seen,
-            "{mode:?}: attempts in EMF vs requests the model saw"
-        );
+        run.assert_attempts_counted();
     }
 }
 
 #[tokio::test]
 async fn random_5xx_10_percent_is_retried() {
-    let baseline = alive_tasks();
     let offline = |seed| OfflineConfig {
         error_percent: 10.0,
         seed: Some(seed),
         ..OfflineConfig::default()
     };
-    let (buffered, streaming) = tokio::join!(
-        Rig::start(budget(), offline(3)),
-        Rig::start(budget(), offline(4))
-    );
     let check = |o: &Outcome| match o.status {
         200 => assert_answer(o, Answer::Reply),
         502 => assert_answer(o, Answer::Error(502, "model_error")),
         _ => assert_answer(o, Answer::Error(503, "model_unavailable")),
     };
-    let (b, s) = tokio::join!(
-        sequential(&buffered, Mode::Buffered, "5xx-10%", check),
-        sequential(&streaming, Mode::Streaming, "5xx-10%", check)
-    );
-    let attempts_seen = (buffered.stats.requests(), streaming.stats.requests());
-    let checked = settle(baseline, vec![(buffered, b), (streaming, s)]).await;
-    for mode in [Mode::Buffered, Mode::Streaming] {
-        let rows: Vec<&(Outcome, Value)> = checked.iter().filter(|(o, _)| o.mode == mode).collect();
-        let ok = rows.iter().filter(|(o, _)| o.status == 200).count();
-        let retried = rows
-            .iter()
-            .filter(|(_, d)| d["Retries"].as_u64() > Some(0))
-            .count();
-        eprintln!("{mode:?}: {ok}/40 answered, {retried} after retries");
+    for run in random_fault_row("5xx-10%", offline, (3, 4), check).await {
+        let mode = run.mode;
+        let (ok, retried) = (run.answered(), run.retried());
         assert!(
             ok >= 38,
             "{mode:?}: P(3 failures in a row) is 0.1 %, got {ok}/40 answered"
         );
         assert!(retried >= 1, "{mode:?}: 10 % 5xx must show as retries");
-        assert!(rows.iter().all(|(_, d)| d["Throttles"] == 0));
-        let attempts: u64 = rows
-            .iter()
-            .map(|(_, d)| d["Retries"].as_u64().unwrap() + 1)
-            .sum();
-        let seen = if mode == Mode::Buffered {
-            attempts_seen.0
-        } else {
-            attempts_seen.1
-        };
-        assert_eq!(
-            attempts, seen,
-            "{mode:?}: attempts in EMF vs requests the model saw"
-        );
+        assert!(run.rows.iter().all(|(_, d)| d["Throttles"] == 0));
+        run.assert_attempts_counted();
     }
 }
 

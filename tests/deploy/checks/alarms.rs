@@ -8,8 +8,8 @@ use chatbot::telemetry::catalog::{self, Unit};
 use std::collections::BTreeSet;
 
 use super::Expect;
-use super::stage::rules_strings;
-use crate::deploy::metrics::{self, MetricRef, Rules};
+use super::stage::StageRules;
+use crate::deploy::metrics::{self, MetricRef};
 use crate::deploy::template::{Template, list, props};
 
 fn runbook_anchor(description: &str) -> Option<&str> {
@@ -35,14 +35,8 @@ fn refs_topic(t: &Template, actions: &Value) -> bool {
 
 pub fn check(t: &Template, x: &Expect) -> Vec<String> {
     let mut p = Vec::new();
-    let (namespace, service, functions, models) = rules_strings(t);
-    let rules = Rules {
-        namespace: &namespace,
-        service: &service,
-        functions: &functions,
-        http_api: "${HttpApi}",
-        models: &models,
-    };
+    let stage = StageRules::of(t);
+    let rules = stage.rules();
     let all_alarms = t.of_type("AWS::CloudWatch::Alarm");
     if all_alarms.is_empty() {
         p.push("the template has no alarms".into());
@@ -79,11 +73,11 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
         for r in &refs {
             p.extend(metrics::check(r, &rules));
         }
-        p.extend(alarm_periods(id, ap, &refs, &namespace));
+        p.extend(alarm_periods(id, ap, &refs, rules.namespace));
         p.extend(alarm_math(id, ap));
         // Latency-like metrics: percentiles, never the average.
         let timing = refs.iter().any(|r| {
-            r.namespace == namespace
+            r.namespace == rules.namespace
                 && catalog::find(&r.name).is_some_and(|d| d.unit == Unit::Milliseconds)
         });
         if timing

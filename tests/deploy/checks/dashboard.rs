@@ -9,9 +9,9 @@ use serde_json::Value;
 use chatbot::telemetry::catalog::METRICS;
 
 use super::Expect;
-use super::stage::rules_strings;
+use super::stage::StageRules;
 use crate::deploy::logs_query;
-use crate::deploy::metrics::{self, Rules};
+use crate::deploy::metrics;
 use crate::deploy::template::{Template, props};
 
 pub fn dashboard_body(t: &Template) -> Result<Value, String> {
@@ -44,14 +44,8 @@ pub fn check(t: &Template) -> Vec<String> {
         Ok(b) => b,
         Err(e) => return vec![e],
     };
-    let (namespace, service, functions, models) = rules_strings(t);
-    let rules = Rules {
-        namespace: &namespace,
-        service: &service,
-        functions: &functions,
-        http_api: "${HttpApi}",
-        models: &models,
-    };
+    let stage = StageRules::of(t);
+    let rules = stage.rules();
     let (refs, problems) = metrics::from_dashboard(&body);
     p.extend(problems);
     for r in &refs {
@@ -60,7 +54,7 @@ pub fn check(t: &Template) -> Vec<String> {
     for m in METRICS {
         if !refs
             .iter()
-            .any(|r| r.namespace == namespace && r.name == m.name)
+            .any(|r| r.namespace == rules.namespace && r.name == m.name)
         {
             p.push(format!("catalog metric {} is not on the dashboard", m.name));
         }
@@ -117,7 +111,7 @@ pub fn check(t: &Template) -> Vec<String> {
             let group = source.split('\'').next().unwrap_or_default();
             let ok = group
                 .strip_prefix("/aws/lambda/")
-                .is_some_and(|f| functions.iter().any(|n| n == f));
+                .is_some_and(|f| rules.functions.iter().any(|n| n == f));
             if !ok {
                 p.push(format!(
                     "log widget reads {group}, not a function log group of this stack"

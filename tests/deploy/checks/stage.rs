@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use super::Expect;
+use crate::deploy::metrics::Rules;
 use crate::deploy::template::{Template, props};
 
 pub(super) fn lambdas(t: &Template) -> Vec<(&str, &Value)> {
@@ -63,13 +64,33 @@ pub fn configured_models(t: &Template) -> Vec<String> {
     models
 }
 
-pub(super) fn rules_strings(t: &Template) -> (String, String, Vec<String>, Vec<String>) {
-    (
-        shared_env(t, "CHATBOT_METRICS_NAMESPACE").unwrap_or_default(),
-        shared_env(t, "CHATBOT_SERVICE_NAME").unwrap_or_default(),
-        function_names(t),
-        configured_models(t),
-    )
+/// What the stage's metric references must match, read once from the template.
+pub(super) struct StageRules {
+    namespace: String,
+    service: String,
+    functions: Vec<String>,
+    models: Vec<String>,
+}
+
+impl StageRules {
+    pub(super) fn of(t: &Template) -> Self {
+        StageRules {
+            namespace: shared_env(t, "CHATBOT_METRICS_NAMESPACE").unwrap_or_default(),
+            service: shared_env(t, "CHATBOT_SERVICE_NAME").unwrap_or_default(),
+            functions: function_names(t),
+            models: configured_models(t),
+        }
+    }
+
+    pub(super) fn rules(&self) -> Rules<'_> {
+        Rules {
+            namespace: &self.namespace,
+            service: &self.service,
+            functions: &self.functions,
+            http_api: "${HttpApi}",
+            models: &self.models,
+        }
+    }
 }
 
 pub fn functions(t: &Template, x: &Expect) -> Vec<String> {

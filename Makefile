@@ -1,5 +1,5 @@
 # Build, package and deploy the Lambda stack (docs/deploy.md). Tests: scripts/test.
-#   make build                 cargo-lambda: target/lambda/chatbot/bootstrap.zip (arm64)
+#   make build                 cargo-lambda: target/lambda/bootstrap/bootstrap.zip (arm64)
 #   make build-zig             the same zip with cargo-zigbuild, without cargo-lambda
 #   make package               offline: CloudFormation in .serverless/ (no AWS account), linted
 #   make deploy STAGE=prod     build + scripts/deploy.sh (stack, site, config.js, invalidation)
@@ -9,19 +9,19 @@ STAGE ?= dev
 REGION ?= us-east-2
 BUILD ?= build
 OSLS_ARGS ?=
-ARTIFACT := target/lambda/chatbot/bootstrap.zip
+ARTIFACT := target/lambda/bootstrap/bootstrap.zip
 AARCH64 := aarch64-unknown-linux-gnu
 OSLS := node_modules/.bin/osls
 
 .PHONY: build build-zig package deploy remove
 
 build:
-	cargo lambda build --release --arm64 --output-format zip --bin chatbot
+	cargo lambda build --release --arm64 --output-format zip --bin bootstrap
 	@ls -l $(ARTIFACT)
 
 build-zig:
-	cargo zigbuild --release --target $(AARCH64) --bin chatbot
-	scripts/zip-bootstrap target/$(AARCH64)/release/chatbot $(ARTIFACT)
+	cargo zigbuild --release --target $(AARCH64) --bin bootstrap
+	scripts/zip-bootstrap target/$(AARCH64)/release/bootstrap $(ARTIFACT)
 
 $(OSLS):
 	npm ci --no-audit --no-fund --loglevel=error

@@ -3,14 +3,14 @@
 //! first response posted (init + first request against the zero-latency offline model).
 //! `cargo bench --bench cold_start` prints the median (and min/max) of 20 runs.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/lambda_emulator/mod.rs"]
+mod lambda_emulator;
 
 use std::time::Duration;
 
-use chatbot::offline::{self, OfflineConfig};
-use support::events::http_api_v2;
-use support::{Emulator, InvokeOptions};
+use bedrock_offline::{self as offline, OfflineConfig};
+use lambda_emulator::events::http_api_v2;
+use lambda_emulator::{Emulator, InvokeOptions};
 
 const RUNS: usize = 20;
 
@@ -34,7 +34,7 @@ fn main() {
         let body = r#"{"messages":[{"role":"user","content":"hello"}]}"#;
         for _ in 0..RUNS {
             let env = [("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint.as_str())];
-            let emulator = Emulator::start(env!("CARGO_BIN_EXE_chatbot"), &env).await;
+            let emulator = Emulator::start(env!("CARGO_BIN_EXE_bootstrap"), &env).await;
             let spawned = emulator.spawned_at();
             let polled = emulator
                 .wait_for_first_poll(Duration::from_secs(10))
@@ -56,7 +56,7 @@ fn main() {
     let (m, lo, hi) = stats(init);
     println!(
         "cold start over {RUNS} runs of {}",
-        env!("CARGO_BIN_EXE_chatbot")
+        env!("CARGO_BIN_EXE_bootstrap")
     );
     println!(
         "  exec → first /next poll (init):        median {m:.1} ms  (min {lo:.1}, max {hi:.1})"

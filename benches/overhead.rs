@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::Request;
-use chatbot::config::{Backend, ServiceConfig};
-use chatbot::hosts;
-use chatbot::offline::OfflineConfig;
-use chatbot::request::Role;
-use chatbot::telemetry::{EmfSink, logging};
-use chatbot::validation::{ChatRequest, Message};
+use bedrock_offline::OfflineConfig;
+use chatbot_service::config::ServiceConfig;
+use chatbot_service::hosts;
+use chatbot_service::hosts::ModelEndpoint;
+use chatbot_service::request::Role;
+use chatbot_service::telemetry::{EmfSink, logging};
+use chatbot_service::validation::{ChatRequest, Message};
 use criterion::Criterion;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
@@ -44,17 +45,17 @@ fn main() {
     config.lambda_memory_mb = Some(128);
     let _guard = logging::init_with_writer(&config, true, std::io::sink).unwrap();
     let (sink, emf) = EmfSink::memory();
-    let started = rt
-        .block_on(hosts::start(
-            config,
-            Backend::Offline,
+    let offline = rt
+        .block_on(bedrock_offline::spawn(
             OfflineConfig::default(),
-            sink,
+            "127.0.0.1:0".parse().unwrap(),
         ))
         .unwrap();
-    let router = chatbot::app(started.state.clone());
-    let model = started.state.model().clone();
-    let model_id = started.state.model_id().to_owned();
+    let endpoint = ModelEndpoint::Local(offline.endpoint_url());
+    let state = rt.block_on(hosts::start(config, endpoint, sink)).unwrap();
+    let router = chatbot_service::app(state.clone());
+    let model = state.model().clone();
+    let model_id = state.model_id().to_owned();
     let req = ChatRequest {
         messages: vec![Message {
             role: Role::User,

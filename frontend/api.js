@@ -20,14 +20,9 @@ export const STREAM_ENDPOINT = streamingDisabled
       ? "/api/chat/stream"
       : null;
 
-/** Mirrors the server's 64 KiB request body limit (src/request.rs MAX_BODY_BYTES). */
+/** The server's fixed 64 KiB request body cap (crates/service/src/request.rs MAX_BODY_BYTES, a
+ * constant of the wire format). The configurable limits come from /api/health: fetchLimits. */
 export const MAX_BODY_BYTES = 64 * 1024;
-
-export const DEFAULT_LIMITS = Object.freeze({
-  maxMessages: 40,
-  maxMessageChars: 4000,
-  maxTotalChars: 24000,
-});
 
 /** An API error (`code` as in the API's error body), or `network` when the service
  * could not be reached or the connection broke. */
@@ -54,6 +49,17 @@ const CODE_BY_STATUS = {
   503: "model_unavailable",
   504: "model_timeout",
 };
+
+/** The service's request limits (maxMessages, maxMessageChars, maxTotalChars) as /api/health
+ * publishes them: the page has no limits of its own. Rejects when they cannot be read. */
+export function limitsFrom(health) {
+  const l = health?.limits ?? {};
+  const names = ["maxMessages", "maxMessageChars", "maxTotalChars"];
+  if (!names.every((n) => Number.isInteger(l[n]) && l[n] > 0)) {
+    throw new ChatError("bad_response", "the service did not say its limits");
+  }
+  return Object.freeze(Object.fromEntries(names.map((n) => [n, l[n]])));
+}
 
 export async function fetchHealth() {
   const res = await fetch(`${API_BASE}/api/health`, {

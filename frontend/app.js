@@ -1,6 +1,6 @@
 // The chat page: wires the DOM to the API. See api.js (HTTP/SSE), history.js (storage and
 // trimming) and render.js (safe DOM building).
-import { ChatError, DEFAULT_LIMITS, STREAM_ENDPOINT, fetchHealth, postChat, postChatStream } from "./api.js";
+import { ChatError, STREAM_ENDPOINT, fetchHealth, limitsFrom, postChat, postChatStream } from "./api.js";
 import {
   buildRequestMessages,
   charCount,
@@ -30,7 +30,7 @@ const ui = {
   modelName: $("model-name"),
 };
 
-let limits = { ...DEFAULT_LIMITS };
+let limits = null; // from /api/health (loadLimits); the page has no limits of its own
 const emptyConversation = () => ({ conversationId: newConversationId(), messages: [], dropped: 0, droppedIds: [] });
 let state = loadConversation() ?? emptyConversation();
 let inFlight = null; // { controller, generation } while a reply is on its way
@@ -95,8 +95,8 @@ function updateComposer() {
   const busy = inFlight !== null;
   const text = ui.input.value;
   const count = charCount(text);
-  const max = limits.maxMessageChars;
-  ui.charCount.textContent = `${count} / ${max}`;
+  const max = limits?.maxMessageChars ?? Infinity; // unknown until /api/health answered
+  ui.charCount.textContent = limits ? `${count} / ${max}` : `${count}`;
   ui.charCount.classList.toggle("near", count > max * 0.9 && count <= max);
   ui.charCount.classList.toggle("over", count > max);
   ui.input.setAttribute("aria-invalid", String(count > max));
@@ -149,7 +149,22 @@ function hideError() {
 
 // ---- sending ---------------------------------------------------------------------------
 
-function sendInput() {
+/** The limits are known (or were read now); false, with the error shown, when the service does
+ * not answer /api/health: nothing is sent without knowing what it accepts. */
+async function ensureLimits() {
+  if (limits) return true;
+  try {
+    await loadLimits();
+    updateComposer();
+    return true;
+  } catch (err) {
+    showError(err instanceof ChatError ? err : new ChatError("network", String(err?.message ?? err)));
+    return false;
+  }
+}
+
+async function sendInput() {
+  if (inFlight || !(await ensureLimits())) return;
   const text = ui.input.value.trim();
   if (inFlight || text === "" || charCount(ui.input.value) > limits.maxMessageChars) return;
   const message = { id: newMessageId(), role: "user", content: text };
@@ -270,8 +285,8 @@ function stop() {
 }
 
 /** Retry: drop the failed reply and ask again for the last user message. */
-function retry() {
-  if (inFlight) return;
+async function retry() {
+  if (inFlight || !(await ensureLimits())) return;
   let i = state.messages.length - 1;
   while (i >= 0 && state.messages[i].role !== "user") i--;
   if (i < 0) return hideError();
@@ -322,20 +337,18 @@ document.addEventListener("keydown", (e) => {
 renderAll();
 updateComposer();
 
+async function loadLimits() {
+  const health = await fetchHealth();
+  limits = limitsFrom(health);
+  if (typeof health?.model === "string") ui.modelName.textContent = health.model;
+}
+
 async function start() {
   try {
-    const health = await fetchHealth();
-    const l = health?.limits ?? {};
-    const positive = (v, fallback) => (Number.isInteger(v) && v > 0 ? v : fallback);
-    limits = {
-      maxMessages: positive(l.maxMessages, DEFAULT_LIMITS.maxMessages),
-      maxMessageChars: positive(l.maxMessageChars, DEFAULT_LIMITS.maxMessageChars),
-      maxTotalChars: positive(l.maxTotalChars, DEFAULT_LIMITS.maxTotalChars),
-    };
-    if (typeof health?.model === "string") ui.modelName.textContent = health.model;
+    await loadLimits();
   } catch (err) {
-    // The chat may still work; the default limits match the server's defaults.
-    console.warn("health check failed; using default limits", err);
+    // Sending asks again; until then the composer counts characters without a limit.
+    console.warn("health check failed; the limits are read again on send", err);
   }
   updateComposer();
   document.body.dataset.ready = "true";

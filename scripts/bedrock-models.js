@@ -47,7 +47,7 @@ function parseVariants(spec) {
     const name = item.slice(0, eq);
     const modelId = item.slice(eq + 1, colon);
     const weightText = item.slice(colon + 1);
-    // The same rules as the service's parser (src/variants.rs), so a bad value fails here.
+    // The same rules as the service's parser (crates/service/src/variants.rs), so a bad value fails here.
     if (!/^[A-Za-z0-9_-]{1,32}$/.test(name)) {
       throw new ModelConfigError(`variant name "${name}" must be 1-32 of A-Z a-z 0-9 _ -`);
     }

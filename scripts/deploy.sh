@@ -61,7 +61,7 @@ if [ "$skip_build" = false ]; then
   log "building the Lambda artifact (make $BUILD)"
   make "$BUILD"
 fi
-[ -f target/lambda/chatbot/bootstrap.zip ] || die "no target/lambda/chatbot/bootstrap.zip: run make build"
+[ -f target/lambda/bootstrap/bootstrap.zip ] || die "no target/lambda/bootstrap/bootstrap.zip: run make build"
 
 log "deploying stage $STAGE to $REGION"
 node_modules/.bin/osls deploy --stage "$STAGE" --region "$REGION" ${osls_args[@]+"${osls_args[@]}"}

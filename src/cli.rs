@@ -1,20 +1,20 @@
-//! The `chatbot` command: `serve` (the default) runs the local server; `offline-model` runs the
-//! offline Bedrock-compatible endpoint alone. With `AWS_LAMBDA_RUNTIME_API` in the environment
-//! the process is a Lambda function whatever its arguments, so the same binary is `bootstrap`.
+//! The `chatbot` command: `serve` (the default) runs the local server with the page; the other
+//! subcommands run the offline model alone and the cost tools. The Lambda function is the
+//! separate `bootstrap` binary (`chatbot_service::hosts::lambda::main`).
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use bedrock_offline::{OfflineConfig, OfflineServer};
+use chatbot_cost::report::{EXIT_NO_DATA, ReportError};
+use chatbot_service::config::ServiceConfig;
+use chatbot_service::hosts::lambda::LambdaArgs;
+use chatbot_service::hosts::{self, ModelEndpoint, local};
+use chatbot_service::telemetry::{EmfSink, logging};
+use chatbot_service::{AppState, app};
 use clap::{Args, Parser, Subcommand};
-
-use crate::app::app;
-use crate::config::{Backend, ServiceConfig, args_from_env};
-use crate::hosts::lambda::LambdaMode;
-use crate::hosts::{self, local};
-use crate::offline::{self, OfflineConfig};
-use crate::telemetry::{EmfSink, logging};
 
 #[derive(Parser)]
 #[command(
@@ -39,10 +39,19 @@ enum Command {
     /// Report what the deployed function cost, from its CloudWatch metrics and logs: per model,
     /// day or hour — requests, errors, tokens, USD, USD per request and per 1K tokens, a 30-day
     /// projection; `--top N` lists the most expensive requests.
-    CostReport(crate::cost::report::ReportArgs),
+    CostReport(chatbot_cost::report::ReportArgs),
     /// Estimate a month's bill for a traffic scenario (Bedrock tokens, Lambda, API Gateway) with
     /// the function's own price table.
-    CostEstimate(crate::cost::estimate::EstimateArgs),
+    CostEstimate(chatbot_cost::estimate::EstimateArgs),
+}
+
+/// Where the local server's model calls go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// The embedded offline model: canned answers, no AWS account needed.
+    Offline,
+    /// Amazon Bedrock through the AWS SDK and the standard credential chain.
+    Bedrock,
 }
 
 #[derive(Args)]
@@ -71,85 +80,82 @@ struct OfflineModelArgs {
     offline: OfflineConfig,
 }
 
-/// What the Lambda host reads (environment only).
-#[derive(Args)]
-struct LambdaArgs {
-    #[arg(long, env = "CHATBOT_BACKEND", value_enum, default_value = "bedrock")]
-    backend: Backend,
-    #[arg(
-        long,
-        env = "CHATBOT_LAMBDA_MODE",
-        value_enum,
-        default_value = "buffered"
-    )]
-    mode: LambdaMode,
-    #[command(flatten)]
-    service: ServiceConfig,
-    #[command(flatten)]
-    offline: OfflineConfig,
+/// A command's failure: its message, and the exit status it ends with.
+struct Failure {
+    message: String,
+    status: u8,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure { message, status: 1 }
+    }
 }
 
 pub fn main() -> ExitCode {
     let started = Instant::now();
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-        // One invocation at a time: a single-threaded runtime starts faster and uses less memory.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
-        return report(
-            rt.map_err(|e| e.to_string())
-                .and_then(|rt| rt.block_on(lambda())),
-        );
-    }
     let cli = Cli::parse();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build();
-    let rt = match rt {
-        Ok(rt) => rt,
-        Err(e) => return report(Err(e.to_string())),
+    let result = match rt {
+        Ok(rt) => rt.block_on(async move {
+            match cli.command {
+                Some(Command::OfflineModel(args)) => {
+                    bedrock_offline::run(args.offline, args.listen)
+                        .await
+                        .map_err(|e| Failure::from(format!("offline model: {e}")))
+                }
+                Some(Command::Serve(args)) => Ok(serve(args, started).await?),
+                Some(Command::CostReport(args)) => cost_report(args).await,
+                Some(Command::CostEstimate(args)) => Ok(chatbot_cost::estimate::run(args)?),
+                None => Ok(serve(cli.serve, started).await?),
+            }
+        }),
+        Err(e) => Err(Failure::from(e.to_string())),
     };
-    report(rt.block_on(async move {
-        match cli.command {
-            Some(Command::OfflineModel(args)) => offline::run(args.offline, args.listen)
-                .await
-                .map_err(|e| format!("offline model: {e}")),
-            Some(Command::Serve(args)) => serve(args, started).await,
-            Some(Command::CostReport(args)) => crate::cost::report::run(args).await,
-            Some(Command::CostEstimate(args)) => crate::cost::estimate::run(args),
-            None => serve(cli.serve, started).await,
-        }
-    }))
-}
-
-fn report(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chatbot: {e}");
-            ExitCode::FAILURE
+        Err(f) => {
+            eprintln!("chatbot: {}", f.message);
+            ExitCode::from(f.status)
         }
     }
 }
 
-async fn lambda() -> Result<(), String> {
-    let args: LambdaArgs = args_from_env().map_err(|e| e.to_string())?;
-    let _guard = logging::init(&args.service, true)?;
-    let started = hosts::start(args.service, args.backend, args.offline, EmfSink::Stdout).await?;
-    let _offline = started.offline;
-    hosts::lambda::run(app(started.state), args.mode)
-        .await
-        .map_err(|e| format!("lambda runtime: {e}"))
+async fn cost_report(args: chatbot_cost::report::ReportArgs) -> Result<(), Failure> {
+    chatbot_cost::report::report(args).await.map_err(|e| {
+        let status = match e {
+            ReportError::NoData { .. } => EXIT_NO_DATA,
+            _ => 1,
+        };
+        Failure {
+            message: e.to_string(),
+            status,
+        }
+    })
 }
 
 async fn serve(args: ServeArgs, started_at: Instant) -> Result<(), String> {
     let _guard = logging::init(&args.service, false)?;
-    let started = hosts::start(args.service, args.backend, args.offline, EmfSink::Stdout).await?;
+    // The offline model lives as long as the server.
+    let (offline, endpoint) = match args.backend {
+        Backend::Offline => {
+            let server =
+                bedrock_offline::spawn(args.offline, SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+                    .await
+                    .map_err(|e| format!("cannot start the offline model: {e}"))?;
+            let url = server.endpoint_url();
+            (Some(server), ModelEndpoint::Local(url))
+        }
+        Backend::Bedrock => (None, ModelEndpoint::Bedrock),
+    };
+    let state = hosts::start(args.service, endpoint, EmfSink::Stdout).await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    let api = app(started.state.clone());
+    let api = app(state.clone());
     let router = match local::frontend_dir(args.frontend_dir) {
         Some(dir) => local::with_frontend(api, dir),
         None => {
@@ -157,7 +163,7 @@ async fn serve(args: ServeArgs, started_at: Instant) -> Result<(), String> {
             api
         }
     };
-    banner(addr, &started);
+    banner(addr, &state, offline.as_ref());
     tracing::info!(
         url = %format!("http://{addr}"),
         startupMs = started_at.elapsed().as_secs_f64() * 1000.0,
@@ -168,9 +174,9 @@ async fn serve(args: ServeArgs, started_at: Instant) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-fn banner(addr: SocketAddr, started: &hosts::Started) {
-    let model = started.state.model_id();
-    let backend = match &started.offline {
+fn banner(addr: SocketAddr, state: &AppState, offline: Option<&OfflineServer>) {
+    let model = state.model_id();
+    let backend = match offline {
         Some(server) => format!(
             "  model: OFFLINE — canned answers from the built-in offline model at {} (no AWS call).\n  \
              To use Amazon Bedrock ({model}): cargo run --release -- --backend bedrock\n  \
@@ -179,7 +185,7 @@ fn banner(addr: SocketAddr, started: &hosts::Started) {
         ),
         None => format!(
             "  model: Amazon Bedrock {model} in {}\n",
-            started.state.model().region()
+            state.model().region()
         ),
     };
     let text = format!(
@@ -190,8 +196,8 @@ fn banner(addr: SocketAddr, started: &hosts::Started) {
     let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
 }
 
-/// Every environment variable the binary's hosts read, for the check that the README's
-/// configuration table is complete.
+/// Every environment variable the two binaries read (the command's flags and the Lambda host's),
+/// for the check that the README's configuration table is complete.
 pub fn environment_variables() -> Vec<String> {
     use clap::CommandFactory;
     fn walk(cmd: &clap::Command, out: &mut Vec<String>) {

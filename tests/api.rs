@@ -1,17 +1,19 @@
 //! The HTTP contract through the router with `oneshot` (no socket for the API), backed by the
 //! real AWS SDK talking to the offline model over loopback.
 
-mod common;
+mod evidence;
+mod service_rig;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use chatbot::offline::OfflineConfig;
-use common::{chat_body, config, default_service, emf, post_json, service, sse_events};
+use bedrock_offline::OfflineConfig;
+use evidence::emf;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
+use service_rig::{chat_body, config, default_service, post_json, service, sse_events};
 
 #[tokio::test]
 async fn emf_validator_catches_each_broken_rule() {
@@ -67,7 +69,7 @@ async fn chat_returns_the_contract_shape_with_exact_cost() {
 
     // The offline token model: one token per word; input = system prompt + all messages.
     let words = |s: &str| s.split_whitespace().count() as u64;
-    let system = chatbot::config::DEFAULT_SYSTEM_PROMPT;
+    let system = chatbot_service::config::DEFAULT_SYSTEM_PROMPT;
     let input = words(system)
         + words("What is Rust?")
         + words("A language.")

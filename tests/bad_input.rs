@@ -10,22 +10,24 @@
 //! that connects and says nothing, one that sends its headers a byte per second, and one that
 //! dribbles its body. Each is answered or cut off within its bound.
 
-mod common;
+mod service_rig;
 
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, Uri};
-use chatbot::error::status_for_code;
-use chatbot::hosts::local::{HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, frontend_dir, with_frontend};
-use chatbot::request::BODY_READ_TIMEOUT;
-use chatbot::request::MAX_BODY_BYTES;
-use chatbot::validation::{Limits, validate};
-use common::local::LocalServer;
-use common::{Reply, TestService, default_service, sse_events};
+use chatbot_service::hosts::local::{
+    HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, frontend_dir, with_frontend,
+};
+use chatbot_service::request::BODY_READ_TIMEOUT;
+use chatbot_service::request::MAX_BODY_BYTES;
+use chatbot_service::validation::validate;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
+use service_rig::local::LocalServer;
+use service_rig::status_for_code;
+use service_rig::{Reply, TestService, default_service, sse_events};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -455,7 +457,7 @@ fn near_valid_chat_bodies_are_answered_within_the_contract() {
 
 #[test]
 fn decode_and_validate_never_panic_and_accept_only_valid_requests() {
-    let limits = Limits::default();
+    let limits = chatbot_service::config::ServiceConfig::defaults().limits();
     let bytes = prop_oneof![
         prop::collection::vec(any::<u8>(), 0..512),
         (valid_body(), prop::collection::vec(mutation(), 0..3))
@@ -463,7 +465,7 @@ fn decode_and_validate_never_panic_and_accept_only_valid_requests() {
     ];
     runner(1000)
         .run(&bytes, |bytes| {
-            let Ok(body) = chatbot::request::decode(&bytes) else {
+            let Ok(body) = chatbot_service::request::decode(&bytes) else {
                 return Ok(());
             };
             if let Ok(req) = validate(body, &limits) {

@@ -6,20 +6,20 @@
 //! Chromium is the slow part, and the steps are independent behind "New chat". A panic in a
 //! step still closes the browser before the test fails, so no Chromium outlives it.
 
-mod browser_support;
-mod common;
+mod browser_rig;
+mod service_rig;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use browser_support::driver::ChromeDriver;
-use browser_support::page::{Footer, Page, Shown};
-use browser_support::server::{ChatServer, TOKENS_PER_SEC};
-use common::sse_events;
+use browser_rig::driver::ChromeDriver;
+use browser_rig::page::{Footer, Page, Shown};
+use browser_rig::server::{ChatServer, TOKENS_PER_SEC};
 use futures_util::FutureExt;
 use serde::Deserialize;
 use serde_json::Value;
+use service_rig::sse_events;
 
 /// Generous: a streamed reply takes ~1.5 s at 40 tokens/s, but the machine may be busy.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(20);

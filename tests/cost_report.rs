@@ -2,7 +2,7 @@
 //! subprocess, against a moto server on loopback seeded through the real AWS SDK with the
 //! metrics and summary log lines the function emits.
 
-mod cost_support;
+mod moto_rig;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -10,9 +10,9 @@ use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use serde_json::Value;
 
-use cost_support::cli::{TEST_AWS, chatbot};
-use cost_support::moto::MotoStack;
-use cost_support::seed::{self, Req};
+use moto_rig::cli::{TEST_AWS, chatbot};
+use moto_rig::moto::MotoStack;
+use moto_rig::seed::{self, Req};
 
 const SERVICE: &str = "chatbot-test";
 const MICRO: &str = "us.amazon.nova-micro-v1:0";
@@ -104,7 +104,7 @@ async fn seed_metrics(moto: &MotoStack, s: i64) {
     }
 }
 
-fn report(moto: &MotoStack, extra: &[&str]) -> cost_support::cli::Output {
+fn report(moto: &MotoStack, extra: &[&str]) -> moto_rig::cli::Output {
     let mut args = vec![
         "cost-report",
         "--service",
@@ -116,7 +116,7 @@ fn report(moto: &MotoStack, extra: &[&str]) -> cost_support::cli::Output {
     chatbot(&args, TEST_AWS)
 }
 
-fn ok_json(out: &cost_support::cli::Output) -> Value {
+fn ok_json(out: &moto_rig::cli::Output) -> Value {
     assert_eq!(out.code(), Some(0), "stderr: {}", out.stderr);
     serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
 }

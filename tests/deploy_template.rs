@@ -3,7 +3,7 @@
 //! and checked against the deploy issue's rules (tests/deploy/checks.rs): runtime and tracing,
 //! least-privilege IAM for exactly the configured models, alarms with SNS actions and runbook
 //! links that resolve, the streaming Function URL, the private bucket behind CloudFront OAC, and
-//! one source of truth for metric names (`chatbot::telemetry::catalog`). The second half feeds
+//! one source of truth for metric names (`chatbot_service::telemetry::catalog`). The second half feeds
 //! the checker broken copies of the template and shows each mistake is reported.
 //!
 //! Needs `scripts/setup-test-deps` (osls, cfn-lint); no AWS account.
@@ -43,7 +43,7 @@ fn packaged() -> &'static Packaged {
     PACKAGED.get_or_init(|| {
         let scratch = ScratchDir::new("artifact");
         let zip = scratch.0.join("bootstrap.zip");
-        let binary = Path::new(env!("CARGO_BIN_EXE_chatbot"));
+        let binary = Path::new(env!("CARGO_BIN_EXE_bootstrap"));
         artifact::zip_bootstrap(binary, &zip, 0);
         let zip_entries = artifact::entries(&zip).expect("read the zip");
         let variants_param = format!("modelVariants=micro={MICRO}:90,lite={LITE}:10");

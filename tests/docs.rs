@@ -21,7 +21,7 @@ fn readme_configuration_table_lists_every_environment_variable() {
 #[test]
 fn observability_doc_describes_every_metric() {
     let doc = read("docs/observability.md");
-    for m in chatbot::telemetry::catalog::METRICS {
+    for m in chatbot_service::telemetry::catalog::METRICS {
         assert!(
             doc.contains(&format!("`{}`", m.name)),
             "docs/observability.md lacks metric {}",

@@ -8,19 +8,21 @@
 //! panics; and once the clients are gone no model stream, connection or task is left behind.
 //! The answers are tabulated in docs/reliability.md.
 
-mod common;
+mod evidence;
+mod service_rig;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chatbot::config::ServiceConfig;
-use chatbot::error::status_for_code;
-use chatbot::offline::{OfflineConfig, OfflineStats};
-use common::evidence::{Evidence, evidence};
-use common::local::LocalServer;
-use common::{chat_body, emf, sse_events, xray};
+use bedrock_offline::{OfflineConfig, OfflineStats};
+use chatbot_service::config::ServiceConfig;
+use evidence::capture::{Evidence, evidence};
+use evidence::{emf, xray};
 use serde_json::Value;
+use service_rig::local::LocalServer;
+use service_rig::status_for_code;
+use service_rig::{chat_body, sse_events};
 use tokio::runtime::Handle;
 
 /// Short test deadlines: one attempt (and the longest silence inside a stream), and the whole
@@ -31,7 +33,7 @@ const MODEL_MS: u64 = 2_000;
 const SLACK: Duration = Duration::from_millis(1_000);
 
 fn budget() -> ServiceConfig {
-    let mut c = common::config();
+    let mut c = service_rig::config();
     c.connect_timeout_ms = 500;
     c.attempt_timeout_ms = ATTEMPT_MS;
     c.model_timeout_ms = MODEL_MS;
@@ -176,7 +178,7 @@ fn assert_answer(o: &Outcome, expected: Answer) {
 
 /// One service on the offline model, served by the real local host, and a client for it.
 struct Rig {
-    svc: common::TestService,
+    svc: service_rig::TestService,
     server: LocalServer,
     http: reqwest::Client,
     stats: OfflineStats,
@@ -190,8 +192,8 @@ struct Stopped {
 impl Rig {
     async fn start(config: ServiceConfig, offline: OfflineConfig) -> Rig {
         evidence();
-        let svc = common::service(config, offline).await;
-        let stats = svc.started.offline.as_ref().unwrap().stats();
+        let svc = service_rig::service(config, offline).await;
+        let stats = svc.offline.as_ref().unwrap().stats();
         let server = LocalServer::start(svc.router.clone()).await;
         Rig {
             svc,
@@ -253,7 +255,7 @@ impl Rig {
             .expect("a connection was still open 3 s after the server was told to stop");
         assert!(took < Duration::from_secs(2), "server stop took {took:?}");
         let mut svc = self.svc;
-        if let Some(offline) = svc.started.offline.take() {
+        if let Some(offline) = svc.offline.take() {
             offline.shutdown().await;
         }
         Stopped { emf: svc.emf }

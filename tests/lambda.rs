@@ -2,18 +2,20 @@
 //! the offline model through the AWS SDK's standard endpoint override, with its stdout (logs,
 //! EMF) and its X-Ray datagrams (to a loopback UDP "daemon") checked per invocation.
 
-mod common;
-mod support;
+mod evidence;
+mod lambda_emulator;
+mod service_rig;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use chatbot::offline::{self, OfflineConfig};
-use common::{chat_body, emf, xray};
+use bedrock_offline::{self as offline, OfflineConfig};
+use evidence::{emf, xray};
+use lambda_emulator::events::{http_api_v2, xray_trace_header};
+use lambda_emulator::{Emulator, Invocation, InvokeOptions};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use support::events::{http_api_v2, xray_trace_header};
-use support::{Emulator, Invocation, InvokeOptions};
+use service_rig::chat_body;
 
 struct Rig {
     emulator: Emulator,
@@ -37,7 +39,7 @@ async fn rig(extra: &[(&str, &str)]) -> Rig {
         ("CHATBOT_MODEL_TIMEOUT_MS", "2000"),
     ];
     env.extend_from_slice(extra);
-    let emulator = Emulator::start(env!("CARGO_BIN_EXE_chatbot"), &env).await;
+    let emulator = Emulator::start(env!("CARGO_BIN_EXE_bootstrap"), &env).await;
     Rig {
         emulator,
         daemon,
@@ -87,7 +89,7 @@ async fn invoke(rig: &Rig, event: Value, sampled: bool) -> (Invocation, String) 
 
 /// Exactly one summary line and one EMF document carry this request id.
 async fn evidence(rig: &Rig, request_id: &str) -> (Value, Value) {
-    let is_emf = |l: &support::Line| {
+    let is_emf = |l: &lambda_emulator::Line| {
         l.json
             .as_ref()
             .is_some_and(|j| j["requestId"] == request_id && j.get("_aws").is_some())

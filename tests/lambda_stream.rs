@@ -2,16 +2,18 @@
 //! RESPONSE_STREAM mode): the real binary's reply arrives chunk by chunk through the Runtime
 //! API, and still leaves one summary line, one EMF document and its trace.
 
-mod common;
-mod support;
+mod evidence;
+mod lambda_emulator;
+mod service_rig;
 
 use std::time::Duration;
 
-use chatbot::offline::{self, OfflineConfig};
-use common::{chat_body, emf, sse_events, xray};
+use bedrock_offline::{self as offline, OfflineConfig};
+use evidence::{emf, xray};
+use lambda_emulator::events::{function_url, xray_trace_header};
+use lambda_emulator::{Emulator, InvokeOptions, Outcome};
 use serde_json::Value;
-use support::events::{function_url, xray_trace_header};
-use support::{Emulator, InvokeOptions, Outcome};
+use service_rig::{chat_body, sse_events};
 
 async fn streaming_function(
     offline: OfflineConfig,
@@ -29,7 +31,7 @@ async fn streaming_function(
         ("CHATBOT_ATTEMPT_TIMEOUT_MS", "2000"),
         ("CHATBOT_MODEL_TIMEOUT_MS", "4000"),
     ];
-    let emulator = Emulator::start(env!("CARGO_BIN_EXE_chatbot"), &env).await;
+    let emulator = Emulator::start(env!("CARGO_BIN_EXE_bootstrap"), &env).await;
     (emulator, daemon, model)
 }
 

@@ -1,15 +1,16 @@
 //! What crosses a socket on the local host: the README's run command (the real binary) serving
 //! the page and the API, and a client hanging up mid-stream.
 
-mod common;
+mod evidence;
+mod service_rig;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chatbot::offline::OfflineConfig;
-use common::{chat_body, config, service};
+use bedrock_offline::OfflineConfig;
 use futures_util::StreamExt;
+use service_rig::{chat_body, config, service};
 
 /// The README's run command is `cargo run --release`: the same binary with no arguments. Here it
 /// runs with its defaults except the port (an ephemeral one), as a user would start it.
@@ -100,7 +101,7 @@ async fn a_client_hanging_up_cancels_the_model_stream() {
         ..OfflineConfig::default()
     };
     let svc = service(config(), offline).await;
-    let stats = svc.started.offline.as_ref().unwrap().stats();
+    let stats = svc.offline.as_ref().unwrap().stats();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let router = svc.router.clone();
@@ -143,7 +144,7 @@ async fn a_client_hanging_up_cancels_the_model_stream() {
 
     let docs = svc.wait_emf(1).await;
     let d = &docs[0];
-    common::emf::validate(d).unwrap();
+    evidence::emf::validate(d).unwrap();
     assert_eq!(d["ClientAborts"], 1);
     assert_eq!(d["Errors"], 0);
     assert!(d["TimeToFirstToken"].as_f64().is_some());

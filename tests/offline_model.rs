@@ -17,7 +17,7 @@ use bedrock::types::{
     ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput as Event,
     InferenceConfiguration, Message, StopReason, SystemContentBlock, TokenUsage,
 };
-use chatbot::offline::{self, OfflineConfig, OfflineServer};
+use bedrock_offline::{self as offline, OfflineConfig, OfflineServer};
 
 const MODEL: &str = "us.amazon.nova-micro-v1:0";
 const OTHER_MODEL: &str = "amazon.nova-lite-v1:0";

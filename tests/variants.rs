@@ -1,14 +1,16 @@
 //! Model variants end to end: weighted sticky assignment, the fallback model on throttling (the
 //! offline model serves both ids), and the variant on every piece of evidence.
 
-mod common;
+mod evidence;
+mod service_rig;
 
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use chatbot::offline::OfflineConfig;
-use common::{config, emf, post_json, service, sse_events};
+use bedrock_offline::OfflineConfig;
+use evidence::emf;
 use serde_json::json;
+use service_rig::{config, post_json, service, sse_events};
 
 const AB: &str = "micro=us.amazon.nova-micro-v1:0:50,lite=us.amazon.nova-lite-v1:0:50";
 
@@ -174,10 +176,9 @@ async fn bad_variant_configuration_stops_start_up_with_a_clear_error() {
     ] {
         let mut c = config();
         c.model_variants = Some(spec.into());
-        let err = chatbot::hosts::start(
+        let err = chatbot_service::hosts::start(
             c,
-            chatbot::config::Backend::Offline,
-            OfflineConfig::default(),
+            chatbot_service::hosts::ModelEndpoint::Local("http://127.0.0.1:9".into()),
             Default::default(),
         )
         .await

@@ -3,9 +3,10 @@
 //! `cargo fuzz run decode` (see docs/reliability.md).
 #![no_main]
 
-use chatbot::error::ApiError;
-use chatbot::request::{Role, decode};
-use chatbot::validation::{Limits, validate};
+use chatbot_service::config::ServiceConfig;
+use chatbot_service::error::ApiError;
+use chatbot_service::request::{Role, decode};
+use chatbot_service::validation::{Limits, validate};
 use libfuzzer_sys::fuzz_target;
 
 /// Small limits too, so the fuzzer reaches the limit checks with short inputs.
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(other) => panic!("decode failed with {other:?}, not invalid_request"),
     };
-    for limits in [Limits::default(), TIGHT] {
+    for limits in [ServiceConfig::defaults().limits(), TIGHT] {
         match validate(body.clone(), &limits) {
             Ok(req) => {
                 let n = req.messages.len();

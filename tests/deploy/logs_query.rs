@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use chatbot::telemetry::catalog::{DEFAULT_DIMENSIONS, METRICS};
+use chatbot_service::telemetry::catalog::{DEFAULT_DIMENSIONS, METRICS};
 
 /// Keys of the JSON log lines (src/telemetry/logging.rs) and of the summary line
 /// (`"message": "request completed"`, src/telemetry/finish.rs), as docs/observability.md lists.

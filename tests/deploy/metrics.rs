@@ -1,10 +1,10 @@
 //! Metric references in alarms and dashboard widgets — plain metrics and `SEARCH(…)`
-//! expressions — and their check against the one source of truth, `chatbot::telemetry::catalog`,
+//! expressions — and their check against the one source of truth, `chatbot_service::telemetry::catalog`,
 //! or against the real names and dimensions of the AWS namespaces used.
 
 use serde_json::Value;
 
-use chatbot::telemetry::catalog::{self, DEFAULT_DIMENSIONS};
+use chatbot_service::telemetry::catalog::{self, DEFAULT_DIMENSIONS};
 
 use super::template::{Template, props};
 
@@ -221,7 +221,7 @@ pub fn check(r: &MetricRef, rules: &Rules) -> Vec<String> {
         ns if ns == rules.namespace => {
             let Some(def) = catalog::find(&r.name) else {
                 problems.push(format!(
-                    "{what} is not a metric the service emits (chatbot::telemetry::catalog)"
+                    "{what} is not a metric the service emits (chatbot_service::telemetry::catalog)"
                 ));
                 return problems;
             };

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use chatbot::telemetry::catalog::{self, Unit};
+use chatbot_service::telemetry::catalog::{self, Unit};
 use std::collections::BTreeSet;
 
 use super::Expect;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use chatbot::telemetry::catalog::METRICS;
+use chatbot_service::telemetry::catalog::METRICS;
 
 use super::Expect;
 use super::stage::StageRules;

@@ -1,0 +1,484 @@
+//! `chatbot cost-estimate`: a monthly bill for a traffic scenario, line by line (Bedrock input and
+//! output tokens, Lambda compute and requests, API Gateway requests), from the same price table
+//! and arithmetic the function uses for per-request cost ([`chatbot_service::pricing`]).
+//!
+//! List prices only: AWS free tiers (Lambda's monthly free requests and GB-seconds, API
+//! Gateway's first-year allowance) are not subtracted, and the output says so.
+
+use std::path::PathBuf;
+
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+use crate::report::format::{Align, OutputFormat, Table, exact, fixed, grouped};
+use chatbot_service::config::DEFAULT_MODEL_ID;
+use chatbot_service::model::Usage;
+use chatbot_service::pricing::{Arch, PriceTable, PricingError, gb_seconds};
+
+const AMOUNT_DP: u32 = 4;
+const UNIT_DP: u32 = 8;
+
+const EXAMPLES: &str = "\
+Examples:
+  chatbot cost-estimate
+  chatbot cost-estimate --requests 10000 --input-tokens 800 --output-tokens 200 \\
+      --model us.amazon.nova-micro-v1:0 --model us.amazon.nova-lite-v1:0 \\
+      --model us.anthropic.claude-3-5-haiku-20241022-v1:0 --memory 128 --arch arm64 --avg-duration-ms 1000
+  chatbot cost-estimate --requests 250000 --model us.amazon.nova-lite-v1:0 --format json
+  scripts/readme-cost-table   # the README's table (Markdown)";
+
+/// Estimate a month's bill for a traffic scenario: Bedrock input and output tokens, Lambda
+/// compute (GB-seconds from memory × duration) and requests, API Gateway requests — with the
+/// price table the function itself uses. Free tier not applied.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct EstimateArgs {
+    /// Requests per month.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub requests: u64,
+
+    /// Input tokens per request (system prompt + conversation so far + the new message).
+    #[arg(long, default_value_t = 800)]
+    pub input_tokens: u64,
+
+    /// Output tokens per request.
+    #[arg(long, default_value_t = 200)]
+    pub output_tokens: u64,
+
+    /// Model or inference-profile id to price; repeat to compare several.
+    #[arg(long = "model", value_name = "ID", default_value = DEFAULT_MODEL_ID)]
+    pub models: Vec<String>,
+
+    /// Lambda memory size, MB.
+    #[arg(long, value_name = "MB", default_value_t = 128, value_parser = clap::value_parser!(u32).range(128..=10_240))]
+    pub memory: u32,
+
+    /// Lambda architecture.
+    #[arg(long, value_enum, default_value = "arm64")]
+    pub arch: Arch,
+
+    /// Average billed duration of one invocation, ms (the whole request, model wait included).
+    #[arg(long, value_name = "MS", default_value_t = 1_000)]
+    pub avg_duration_ms: u64,
+
+    /// Requests arrive through a Lambda Function URL (no per-request charge), not an HTTP API.
+    #[arg(long)]
+    pub no_api_gateway: bool,
+
+    /// A pricing table (JSON, the shape of crates/service/src/prices.json) replacing the built-in one.
+    #[arg(long, env = "CHATBOT_PRICING_FILE")]
+    pub pricing_file: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EstimateError {
+    #[error(transparent)]
+    Pricing(#[from] PricingError),
+    #[error("no price for model {model:?} in the pricing table; priced models: {known}")]
+    UnknownModel { model: String, known: String },
+}
+
+/// One model's monthly bill, USD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Estimate {
+    pub model: String,
+    pub bedrock_input: Decimal,
+    pub bedrock_output: Decimal,
+    pub lambda_compute: Decimal,
+    pub lambda_requests: Decimal,
+    pub api_gateway: Decimal,
+}
+
+impl Estimate {
+    pub fn total(&self) -> Decimal {
+        self.bedrock_input
+            + self.bedrock_output
+            + self.lambda_compute
+            + self.lambda_requests
+            + self.api_gateway
+    }
+
+    pub fn per_request(&self, requests: u64) -> Decimal {
+        self.total() / Decimal::from(requests.max(1))
+    }
+}
+
+impl EstimateArgs {
+    fn usage(&self) -> Usage {
+        Usage {
+            input_tokens: self.requests * self.input_tokens,
+            output_tokens: self.requests * self.output_tokens,
+        }
+    }
+
+    fn gb_seconds(&self) -> Decimal {
+        gb_seconds(self.memory, self.avg_duration_ms) * Decimal::from(self.requests)
+    }
+
+    fn api_requests(&self) -> u64 {
+        if self.no_api_gateway {
+            0
+        } else {
+            self.requests
+        }
+    }
+
+    /// The command line that reproduces this output (for the generated-table note).
+    fn command_line(&self) -> String {
+        let mut cmd = format!(
+            "chatbot cost-estimate --requests {} --input-tokens {} --output-tokens {}",
+            self.requests, self.input_tokens, self.output_tokens
+        );
+        for m in &self.models {
+            cmd.push_str(&format!(" --model {m}"));
+        }
+        cmd.push_str(&format!(
+            " --memory {} --arch {} --avg-duration-ms {}",
+            self.memory,
+            arch_name(self.arch),
+            self.avg_duration_ms
+        ));
+        if self.no_api_gateway {
+            cmd.push_str(" --no-api-gateway");
+        }
+        cmd
+    }
+}
+
+fn arch_name(arch: Arch) -> &'static str {
+    match arch {
+        Arch::Arm64 => "arm64",
+        Arch::X86_64 => "x86_64",
+    }
+}
+
+/// The bill for `model` under the scenario in `args`.
+pub fn estimate(
+    table: &PriceTable,
+    args: &EstimateArgs,
+    model: &str,
+) -> Result<Estimate, EstimateError> {
+    let price = table.model(model).ok_or_else(|| {
+        let mut known: Vec<&str> = table.models.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        EstimateError::UnknownModel {
+            model: model.to_owned(),
+            known: known.join(", "),
+        }
+    })?;
+    let usage = args.usage();
+    let n = Decimal::from(args.requests);
+    Ok(Estimate {
+        model: model.to_owned(),
+        bedrock_input: price.cost(Usage {
+            input_tokens: usage.input_tokens,
+            output_tokens: 0,
+        }),
+        bedrock_output: price.cost(Usage {
+            input_tokens: 0,
+            output_tokens: usage.output_tokens,
+        }),
+        lambda_compute: table.lambda_compute(args.arch, args.memory, args.avg_duration_ms) * n,
+        lambda_requests: table.lambda.per_request * n,
+        api_gateway: table.http_api_per_request * Decimal::from(args.api_requests()),
+    })
+}
+
+/// The command's entry point (from `chatbot cost-estimate`).
+pub fn run(args: EstimateArgs) -> Result<(), String> {
+    let table = match &args.pricing_file {
+        Some(path) => PriceTable::from_file(path).map_err(|e| e.to_string())?,
+        None => PriceTable::builtin(),
+    };
+    let estimates = args
+        .models
+        .iter()
+        .map(|m| estimate(&table, &args, m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    print!("{}", render(&table, &args, &estimates));
+    Ok(())
+}
+
+pub fn render(table: &PriceTable, args: &EstimateArgs, estimates: &[Estimate]) -> String {
+    match args.format {
+        OutputFormat::Table => human(table, args, estimates, false),
+        OutputFormat::Markdown => human(table, args, estimates, true),
+        OutputFormat::Csv => csv(args, estimates),
+        OutputFormat::Json => {
+            serde_json::to_string_pretty(&to_json(table, args, estimates)).unwrap_or_default()
+                + "\n"
+        }
+    }
+}
+
+fn scenario_text(args: &EstimateArgs) -> String {
+    format!(
+        "{} requests/month, {} input + {} output tokens each; Lambda {} MB {}, {} ms average ({} GB-s); {}",
+        grouped(args.requests),
+        grouped(args.input_tokens),
+        grouped(args.output_tokens),
+        args.memory,
+        arch_name(args.arch),
+        grouped(args.avg_duration_ms),
+        quantity(args.gb_seconds()),
+        if args.no_api_gateway {
+            "Lambda Function URL (no request charge)"
+        } else {
+            "API Gateway HTTP API"
+        }
+    )
+}
+
+/// `1250` → `1,250`; fractions as exact decimals.
+fn quantity(d: Decimal) -> String {
+    match u64::try_from(d.normalize()) {
+        Ok(n) if d.fract().is_zero() => grouped(n),
+        _ => exact(d),
+    }
+}
+
+fn human(
+    table: &PriceTable,
+    args: &EstimateArgs,
+    estimates: &[Estimate],
+    markdown: bool,
+) -> String {
+    let headers = if markdown {
+        [
+            "Model",
+            "Bedrock input",
+            "Bedrock output",
+            "Lambda compute",
+            "Lambda requests",
+            "API Gateway",
+            "Total / month",
+            "Per request",
+        ]
+    } else {
+        [
+            "MODEL",
+            "BEDROCK INPUT",
+            "BEDROCK OUTPUT",
+            "LAMBDA COMPUTE",
+            "LAMBDA REQUESTS",
+            "API GATEWAY",
+            "TOTAL / MONTH",
+            "PER REQUEST",
+        ]
+    };
+    let columns: Vec<(&str, Align)> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (*h, if i == 0 { Align::Left } else { Align::Right }))
+        .collect();
+    let mut t = Table::new(&columns);
+    for e in estimates {
+        let model = if markdown {
+            format!("`{}`", e.model)
+        } else {
+            e.model.clone()
+        };
+        t.push(vec![
+            model,
+            fixed(e.bedrock_input, AMOUNT_DP),
+            fixed(e.bedrock_output, AMOUNT_DP),
+            fixed(e.lambda_compute, AMOUNT_DP),
+            fixed(e.lambda_requests, AMOUNT_DP),
+            fixed(e.api_gateway, AMOUNT_DP),
+            fixed(e.total(), AMOUNT_DP),
+            fixed(e.per_request(args.requests), UNIT_DP),
+        ]);
+    }
+    let prices = format!(
+        "USD per month. Prices: {} (table dated {}). Free tier not applied.",
+        table.source.trim_end_matches('.'),
+        table.date
+    );
+    if markdown {
+        format!(
+            "{}\n{}. {prices} Generated by `{}`.\n",
+            t.markdown(),
+            scenario_text(args),
+            args.command_line() + " --format markdown"
+        )
+    } else {
+        format!(
+            "Monthly cost estimate: {}\n{prices}\n\n{}",
+            scenario_text(args),
+            t.aligned(false)
+        )
+    }
+}
+
+fn csv(args: &EstimateArgs, estimates: &[Estimate]) -> String {
+    let mut t = Table::new(&[
+        ("model", Align::Left),
+        ("bedrock_input_usd", Align::Right),
+        ("bedrock_output_usd", Align::Right),
+        ("lambda_compute_usd", Align::Right),
+        ("lambda_requests_usd", Align::Right),
+        ("api_gateway_usd", Align::Right),
+        ("total_usd", Align::Right),
+        ("per_request_usd", Align::Right),
+    ]);
+    for e in estimates {
+        t.push(vec![
+            e.model.clone(),
+            exact(e.bedrock_input),
+            exact(e.bedrock_output),
+            exact(e.lambda_compute),
+            exact(e.lambda_requests),
+            exact(e.api_gateway),
+            exact(e.total()),
+            exact(e.per_request(args.requests)),
+        ]);
+    }
+    t.csv()
+}
+
+fn to_json(table: &PriceTable, args: &EstimateArgs, estimates: &[Estimate]) -> Value {
+    let usage = args.usage();
+    json!({
+        "scenario": {
+            "requestsPerMonth": args.requests,
+            "inputTokensPerRequest": args.input_tokens,
+            "outputTokensPerRequest": args.output_tokens,
+            "memoryMb": args.memory,
+            "arch": arch_name(args.arch),
+            "avgDurationMs": args.avg_duration_ms,
+            "apiGateway": !args.no_api_gateway,
+        },
+        "usage": {
+            "inputTokens": usage.input_tokens,
+            "outputTokens": usage.output_tokens,
+            "gbSeconds": exact(args.gb_seconds()),
+            "lambdaRequests": args.requests,
+            "apiGatewayRequests": args.api_requests(),
+        },
+        "pricing": { "source": table.source, "date": table.date, "currency": table.currency },
+        "freeTierApplied": false,
+        "models": estimates.iter().map(|e| json!({
+            "model": e.model,
+            "bedrockInputUsd": exact(e.bedrock_input),
+            "bedrockOutputUsd": exact(e.bedrock_output),
+            "lambdaComputeUsd": exact(e.lambda_compute),
+            "lambdaRequestsUsd": exact(e.lambda_requests),
+            "apiGatewayUsd": exact(e.api_gateway),
+            "totalUsd": exact(e.total()),
+            "perRequestUsd": exact(e.per_request(args.requests)),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::str::FromStr;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: EstimateArgs,
+    }
+
+    fn args(extra: &[&str]) -> EstimateArgs {
+        let argv = std::iter::once("cost-estimate").chain(extra.iter().copied());
+        Cli::try_parse_from(argv).unwrap().args
+    }
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn seed_scenario_nova_micro() {
+        let a = args(&["--avg-duration-ms", "1000"]);
+        let e = estimate(&PriceTable::builtin(), &a, "us.amazon.nova-micro-v1:0").unwrap();
+        // 10,000 × 800 = 8,000,000 input tokens × 0.000035 / 1K = 0.28
+        assert_eq!(e.bedrock_input, d("0.28"));
+        // 10,000 × 200 = 2,000,000 output tokens × 0.00014 / 1K = 0.28
+        assert_eq!(e.bedrock_output, d("0.28"));
+        // 128 MB = 0.125 GB × 1 s × 10,000 = 1,250 GB-s × 0.0000133334 = 0.01666675
+        assert_eq!(e.lambda_compute, d("0.01666675"));
+        // 10,000 × 0.0000002 = 0.002
+        assert_eq!(e.lambda_requests, d("0.002"));
+        // 10,000 × 0.000001 = 0.01
+        assert_eq!(e.api_gateway, d("0.01"));
+        // 0.28 + 0.28 + 0.01666675 + 0.002 + 0.01
+        assert_eq!(e.total(), d("0.58866675"));
+        assert_eq!(e.per_request(10_000), d("0.000058866675"));
+    }
+
+    #[test]
+    fn seed_scenario_claude_haiku_x86_no_api_gateway() {
+        let a = args(&[
+            "--arch",
+            "x86_64",
+            "--memory",
+            "512",
+            "--avg-duration-ms",
+            "2500",
+            "--no-api-gateway",
+        ]);
+        let e = estimate(
+            &PriceTable::builtin(),
+            &a,
+            "us.anthropic.claude-3-5-haiku-20241022-v1:0",
+        )
+        .unwrap();
+        // 8,000,000 × 0.0008 / 1K = 6.4
+        assert_eq!(e.bedrock_input, d("6.4"));
+        // 2,000,000 × 0.004 / 1K = 8
+        assert_eq!(e.bedrock_output, d("8"));
+        // 512 MB = 0.5 GB × 2.5 s × 10,000 = 12,500 GB-s × 0.0000166667 = 0.20833375
+        assert_eq!(e.lambda_compute, d("0.20833375"));
+        assert_eq!(e.lambda_requests, d("0.002"));
+        assert_eq!(e.api_gateway, Decimal::ZERO);
+        // 6.4 + 8 + 0.20833375 + 0.002
+        assert_eq!(e.total(), d("14.61033375"));
+    }
+
+    #[test]
+    fn unknown_models_are_named() {
+        let a = args(&[]);
+        let err = estimate(&PriceTable::builtin(), &a, "meta.llama-unknown").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("meta.llama-unknown"), "{text}");
+        assert!(text.contains("amazon.nova-micro-v1:0"), "{text}");
+    }
+
+    #[test]
+    fn markdown_says_how_it_was_made() {
+        let a = args(&[
+            "--model",
+            "us.amazon.nova-micro-v1:0",
+            "--model",
+            "us.amazon.nova-lite-v1:0",
+            "--format",
+            "markdown",
+        ]);
+        let t = PriceTable::builtin();
+        let es: Vec<Estimate> = a
+            .models
+            .iter()
+            .map(|m| estimate(&t, &a, m).unwrap())
+            .collect();
+        let md = render(&t, &a, &es);
+        assert!(
+            md.contains("| `us.amazon.nova-micro-v1:0` | 0.2800 | 0.2800 | 0.0167 | 0.0020 | 0.0100 | 0.5887 | 0.00005887 |"),
+            "{md}"
+        );
+        assert!(md.contains("Free tier not applied"), "{md}");
+        assert!(
+            md.contains("Generated by `chatbot cost-estimate --requests 10000"),
+            "{md}"
+        );
+        assert!(md.contains(&t.date), "{md}");
+    }
+}

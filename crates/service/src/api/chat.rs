@@ -1,0 +1,57 @@
+//! `POST /api/chat`: the whole reply as one JSON document.
+
+use axum::Json;
+use axum::extract::{Extension, State};
+use serde::Serialize;
+
+use super::model_choice::{assign, with_fallback};
+use super::reply::{LatencyBody, UsageBody, cost_body};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::pricing::CostBreakdown;
+use crate::request::ChatRequestBody;
+use crate::telemetry::layer::Ctx;
+use crate::telemetry::model_span::record_content;
+use crate::validation::validate;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatResponse {
+    request_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<String>,
+    model: String,
+    variant: String,
+    reply: String,
+    stop_reason: String,
+    usage: UsageBody,
+    cost: Option<CostBreakdown>,
+    latency_ms: LatencyBody,
+}
+
+pub async fn chat(
+    State(state): State<AppState>,
+    Extension(Ctx(ctx)): Extension<Ctx>,
+    body: ChatRequestBody,
+) -> Result<Json<ChatResponse>, ApiError> {
+    let req = validate(body, &state.limits())?;
+    let variant = assign(&state, &ctx, &req)?;
+    let (model, req_ref) = (state.model(), &req);
+    let (completion, model_id) = with_fallback(&state, &variant.model_id, |id| async move {
+        model.converse(&id, req_ref).await
+    })
+    .await?;
+    record_content(req.last_user_text(), &completion.text);
+    let cost = ctx.settle_cost();
+    Ok(Json(ChatResponse {
+        request_id: ctx.request_id.clone(),
+        conversation_id: req.conversation_id,
+        model: model_id,
+        variant: variant.name.clone(),
+        reply: completion.text,
+        stop_reason: completion.stop_reason,
+        usage: completion.usage.into(),
+        cost: cost_body(cost),
+        latency_ms: LatencyBody::now(&ctx),
+    }))
+}

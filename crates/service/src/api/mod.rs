@@ -1,0 +1,16 @@
+//! HTTP handlers, one file per endpoint. Each handler validates, calls the model and shapes the
+//! reply; errors are `ApiError`s, turned into responses in one place (`crate::error`).
+//!
+//! - [`chat`] (`POST /api/chat`) and [`stream`] (`POST /api/chat/stream`) share
+//!   [`model_choice`] (which variant and model answer, with the fallback) and [`reply`] (the
+//!   usage, cost and latency bodies);
+//! - [`health`] (`GET /api/health`), [`unmatched`] (404 / 405), [`diagnostic`] (a panic on
+//!   purpose, off by default).
+
+pub mod chat;
+pub mod diagnostic;
+pub mod health;
+pub mod model_choice;
+pub mod reply;
+pub mod stream;
+pub mod unmatched;

@@ -1,0 +1,162 @@
+//! `POST /api/chat/stream`: the reply as Server-Sent Events while the model generates it.
+//!
+//! `meta` → `delta`… → `done`, or `error` if the model fails after the stream began. Failures
+//! before the stream opens (bad input, throttling after retries, …) are ordinary JSON errors.
+//! If the client goes away, the response body — and with it the Bedrock stream — is dropped,
+//! which cancels generation; the telemetry layer records the abort.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Extension, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::stream::{self, Stream};
+use serde::Serialize;
+
+use super::model_choice::{assign, with_fallback};
+use super::reply::{LatencyBody, UsageBody, cost_body};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::model::{ReplyEvent, ReplyStream};
+use crate::pricing::CostBreakdown;
+use crate::request::ChatRequestBody;
+use crate::telemetry::context::RequestCtx;
+use crate::telemetry::layer::Ctx;
+use crate::telemetry::model_span::record_content;
+use crate::validation::validate;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Meta<'a> {
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    conversation_id: Option<&'a str>,
+    model: &'a str,
+    variant: &'a str,
+}
+
+#[derive(Serialize)]
+struct Delta<'a> {
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Done {
+    stop_reason: String,
+    usage: Option<UsageBody>,
+    cost: Option<CostBreakdown>,
+    latency_ms: LatencyBody,
+}
+
+pub async fn chat_stream(
+    State(state): State<AppState>,
+    Extension(Ctx(ctx)): Extension<Ctx>,
+    body: ChatRequestBody,
+) -> Result<Response, ApiError> {
+    let req = validate(body, &state.limits())?;
+    let variant = assign(&state, &ctx, &req)?;
+    let (model, req_ref) = (state.model(), &req);
+    // Fallback is possible only until the stream has opened: after that, text has been sent.
+    let (reply, model_id) = with_fallback(&state, &variant.model_id, |id| async move {
+        model.converse_stream(&id, req_ref).await
+    })
+    .await?;
+    let meta = json_event(
+        "meta",
+        &Meta {
+            request_id: &ctx.request_id,
+            conversation_id: req.conversation_id.as_deref(),
+            model: &model_id,
+            variant: &variant.name,
+        },
+    );
+    let prompt = ctx.log_content().map(|_| req.last_user_text().to_owned());
+    let events = events(meta, reply, ctx, prompt);
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
+        .into_response())
+}
+
+fn json_event(name: &str, data: &impl Serialize) -> Event {
+    Event::default()
+        .event(name)
+        .json_data(data)
+        .expect("event bodies serialise")
+}
+
+enum Phase {
+    /// `meta` goes out before the model's first token arrives.
+    Meta(Event, ReplyStream),
+    Reply(ReplyStream),
+    Finished,
+}
+
+struct Progress {
+    phase: Phase,
+    ctx: Arc<RequestCtx>,
+    /// Kept only when content logging is on.
+    prompt: Option<String>,
+    text: String,
+}
+
+fn events(
+    meta: Event,
+    reply: ReplyStream,
+    ctx: Arc<RequestCtx>,
+    prompt: Option<String>,
+) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+    let start = Progress {
+        phase: Phase::Meta(meta, reply),
+        ctx,
+        prompt,
+        text: String::new(),
+    };
+    stream::unfold(start, |mut st| {
+        async move {
+            let phase = std::mem::replace(&mut st.phase, Phase::Finished);
+            let event = match phase {
+                Phase::Meta(meta, reply) => {
+                    st.phase = Phase::Reply(reply);
+                    meta
+                }
+                Phase::Reply(mut reply) => match reply.next().await {
+                    Ok(ReplyEvent::Text(text)) => {
+                        if st.prompt.is_some() {
+                            st.text.push_str(&text);
+                        }
+                        st.phase = Phase::Reply(reply);
+                        json_event("delta", &Delta { text: &text })
+                    }
+                    Ok(ReplyEvent::End { stop_reason, usage }) => {
+                        // Settle the model call's span before the last event goes out.
+                        drop(reply);
+                        if let Some(p) = &st.prompt {
+                            record_content(p, &st.text);
+                        }
+                        let cost = st.ctx.settle_cost();
+                        json_event(
+                            "done",
+                            &Done {
+                                stop_reason,
+                                usage: usage.map(UsageBody::from),
+                                cost: cost_body(cost),
+                                latency_ms: LatencyBody::now(&st.ctx),
+                            },
+                        )
+                    }
+                    Err(e) => {
+                        drop(reply);
+                        let err = ApiError::from(e);
+                        st.ctx.record().error_code = Some(err.code());
+                        json_event("error", &err.body(&st.ctx.request_id))
+                    }
+                },
+                Phase::Finished => return None,
+            };
+            Some((Ok(event), st))
+        }
+    })
+}

@@ -1,0 +1,129 @@
+//! The router: every route and every cross-cutting layer, built by [`app`] for both hosts.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::api;
+use crate::config::ServiceConfig;
+use crate::error::ApiError;
+use crate::model::ModelClient;
+use crate::request::MAX_BODY_BYTES;
+use crate::telemetry::{Telemetry, TelemetryLayer};
+use crate::validation::Limits;
+use crate::variants::Variants;
+
+/// What handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ServiceConfig,
+    model: ModelClient,
+    variants: Variants,
+    telemetry: Arc<Telemetry>,
+}
+
+impl AppState {
+    pub fn new(
+        config: ServiceConfig,
+        model: ModelClient,
+        variants: Variants,
+        telemetry: Arc<Telemetry>,
+    ) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                config,
+                model,
+                variants,
+                telemetry,
+            }),
+        }
+    }
+
+    pub fn variants(&self) -> &Variants {
+        &self.inner.variants
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.config
+    }
+
+    pub fn model(&self) -> &ModelClient {
+        &self.inner.model
+    }
+
+    /// The model most traffic goes to (the heaviest variant's).
+    pub fn model_id(&self) -> &str {
+        let list = self.inner.variants.list();
+        let main = list
+            .iter()
+            .max_by_key(|v| v.weight)
+            .expect("at least one variant");
+        &main.model_id
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.inner.config.limits()
+    }
+
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.inner.telemetry
+    }
+}
+
+/// Every route of the API with its layers, outermost first: telemetry (so even a panic or a
+/// CORS preflight leaves its evidence), panic → 500, CORS, body size limit. (The body read
+/// deadline is the chat extractor's, `crate::request`.)
+pub fn app(state: AppState) -> Router {
+    let mut router = Router::new();
+    if state.config().diagnostic_routes {
+        router = router.route("/api/_diag/panic", post(api::diagnostic::panic));
+    }
+    router
+        .route("/api/chat", post(api::chat::chat))
+        .route("/api/chat/stream", post(api::stream::chat_stream))
+        .route("/api/health", get(api::health::health))
+        .fallback(api::unmatched::not_found)
+        .method_not_allowed_fallback(api::unmatched::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors(state.config()))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TelemetryLayer::new(state.telemetry().clone()))
+        .with_state(state)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response {
+    // The panic hook has already logged it with the request id; the client learns nothing inside.
+    ApiError::Internal.into_response()
+}
+
+fn cors(config: &ServiceConfig) -> CorsLayer {
+    let origins = &config.cors_origins;
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o.trim()).ok()),
+        )
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-amz-content-sha256"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(600))
+}

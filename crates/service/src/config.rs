@@ -1,0 +1,186 @@
+//! Service configuration: one definition, read from flags and environment variables by clap, used
+//! unchanged by the local server and the Lambda host (which has only the environment).
+
+use std::path::PathBuf;
+
+use clap::{Args, FromArgMatches};
+use std::time::Duration;
+
+use crate::validation::Limits;
+
+pub const DEFAULT_MODEL_ID: &str = "us.amazon.nova-micro-v1:0";
+pub const DEFAULT_REGION: &str = "us-east-2";
+pub const DEFAULT_SYSTEM_PROMPT: &str = "You are a helpful, concise assistant. Answer in plain text \
+with short paragraphs; put code in fenced code blocks. If you do not know, say so.";
+
+#[derive(Debug, Clone, Args)]
+pub struct ServiceConfig {
+    /// Model or inference-profile id sent to Bedrock.
+    #[arg(long, env = "CHATBOT_MODEL_ID", default_value = DEFAULT_MODEL_ID)]
+    pub model_id: String,
+
+    /// A/B variants: `name=modelId:weight,…` (e.g. `micro=us.amazon.nova-micro-v1:0:90,lite=us.amazon.nova-lite-v1:0:10`).
+    /// Unset: one variant, `default`, serving --model-id.
+    #[arg(long, env = "CHATBOT_MODEL_VARIANTS")]
+    pub model_variants: Option<String>,
+
+    /// Model tried once when the assigned one is throttled or unavailable after its retries.
+    #[arg(long, env = "CHATBOT_FALLBACK_MODEL_ID")]
+    pub fallback_model_id: Option<String>,
+
+    /// Let a request pick its variant (`"variant": "lite"` in the body). Off: assignment only.
+    #[arg(long, env = "CHATBOT_ALLOW_VARIANT_CHOICE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_variant_choice: bool,
+
+    /// System prompt sent with every conversation.
+    #[arg(long, env = "CHATBOT_SYSTEM_PROMPT", default_value = DEFAULT_SYSTEM_PROMPT)]
+    pub system_prompt: String,
+
+    /// Upper bound on reply tokens (Bedrock reserves it against the tokens-per-minute quota).
+    #[arg(long, env = "CHATBOT_MAX_TOKENS", default_value_t = 512, value_parser = clap::value_parser!(i32).range(1..))]
+    pub max_tokens: i32,
+
+    /// Sampling temperature, 0 to 1.
+    #[arg(long, env = "CHATBOT_TEMPERATURE", default_value_t = 0.7)]
+    pub temperature: f32,
+
+    /// Most messages accepted in one request.
+    #[arg(long, env = "CHATBOT_MAX_MESSAGES", default_value_t = 40)]
+    pub max_messages: usize,
+
+    /// Most characters in one message.
+    #[arg(long, env = "CHATBOT_MAX_MESSAGE_CHARS", default_value_t = 4_000)]
+    pub max_message_chars: usize,
+
+    /// Most characters in all messages of a request.
+    #[arg(long, env = "CHATBOT_MAX_TOTAL_CHARS", default_value_t = 24_000)]
+    pub max_total_chars: usize,
+
+    /// Origins allowed to call the API cross-origin (comma-separated; `*` for any). Default: none.
+    #[arg(long, env = "CHATBOT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// TCP connect timeout to Bedrock.
+    #[arg(long, env = "CHATBOT_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
+    pub connect_timeout_ms: u64,
+
+    /// Timeout of one Bedrock attempt (and the longest silence tolerated inside a stream).
+    #[arg(long, env = "CHATBOT_ATTEMPT_TIMEOUT_MS", default_value_t = 20_000)]
+    pub attempt_timeout_ms: u64,
+
+    /// Deadline of a whole model call, retries included; keep it under API Gateway's 30 s.
+    #[arg(long, env = "CHATBOT_MODEL_TIMEOUT_MS", default_value_t = 25_000)]
+    pub model_timeout_ms: u64,
+
+    /// Attempts per model call (the SDK's standard retry mode, with backoff).
+    #[arg(long, env = "CHATBOT_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub max_attempts: u32,
+
+    /// `service` in logs and the `Service` metric dimension.
+    #[arg(long, env = "CHATBOT_SERVICE_NAME", default_value = "chatbot")]
+    pub service_name: String,
+
+    /// CloudWatch namespace of the EMF metrics.
+    #[arg(
+        long,
+        env = "CHATBOT_METRICS_NAMESPACE",
+        default_value = "ServerlessChatbot"
+    )]
+    pub metrics_namespace: String,
+
+    /// Log prompt and reply text (truncated). Off by default: content is private.
+    #[arg(long, env = "CHATBOT_LOG_CONTENT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub log_content: bool,
+
+    /// Characters of prompt/reply kept when content logging is on.
+    #[arg(long, env = "CHATBOT_LOG_CONTENT_MAX_CHARS", default_value_t = 200)]
+    pub log_content_max_chars: usize,
+
+    /// A pricing table (JSON, the shape of crates/service/src/prices.json) replacing the built-in one.
+    #[arg(long, env = "CHATBOT_PRICING_FILE")]
+    pub pricing_file: Option<PathBuf>,
+
+    /// Send X-Ray segments to this UDP address (Lambda sets it when tracing is active).
+    /// Unset: no trace export.
+    #[arg(long, env = "AWS_XRAY_DAEMON_ADDRESS")]
+    pub xray_daemon_address: Option<String>,
+
+    /// Add `POST /api/_diag/panic`, a handler that panics: for tests and drills proving a panic
+    /// still yields a 500, a log line, an EMF document and a trace. Never enable in production.
+    #[arg(long, env = "CHATBOT_DIAGNOSTIC_ROUTES", default_value_t = false, action = clap::ArgAction::Set)]
+    pub diagnostic_routes: bool,
+
+    /// Lambda memory size in MB, for the per-request compute cost (Lambda sets it).
+    #[arg(long, env = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")]
+    pub lambda_memory_mb: Option<u32>,
+}
+
+impl ServiceConfig {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_messages: self.max_messages,
+            max_message_chars: self.max_message_chars,
+            max_total_chars: self.max_total_chars,
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn attempt_timeout(&self) -> Duration {
+        Duration::from_millis(self.attempt_timeout_ms)
+    }
+
+    pub fn model_timeout(&self) -> Duration {
+        Duration::from_millis(self.model_timeout_ms)
+    }
+
+    /// Start-up checks with messages that say what to change.
+    pub fn check(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.temperature) {
+            return Err(format!(
+                "CHATBOT_TEMPERATURE must be between 0 and 1, got {}",
+                self.temperature
+            ));
+        }
+        if self.max_messages == 0 || self.max_message_chars == 0 || self.max_total_chars == 0 {
+            return Err(
+                "CHATBOT_MAX_MESSAGES / _MAX_MESSAGE_CHARS / _MAX_TOTAL_CHARS must be positive"
+                    .into(),
+            );
+        }
+        if self.attempt_timeout_ms == 0
+            || self.model_timeout_ms == 0
+            || self.connect_timeout_ms == 0
+        {
+            return Err("CHATBOT_CONNECT_/ATTEMPT_/MODEL_TIMEOUT_MS must be positive".into());
+        }
+        if self.service_name.is_empty() || self.service_name.len() > 256 {
+            return Err("CHATBOT_SERVICE_NAME must be 1 to 256 characters".into());
+        }
+        if self.metrics_namespace.is_empty() || self.metrics_namespace.len() > 255 {
+            return Err("CHATBOT_METRICS_NAMESPACE must be 1 to 255 characters".into());
+        }
+        Ok(())
+    }
+
+    /// The defaults alone, ignoring the environment: a stable base for tests. They are the
+    /// clap defaults above (parsed with every `env` source removed), so no default is written
+    /// twice.
+    pub fn defaults() -> Self {
+        let cmd = Self::augment_args(clap::Command::new("defaults").no_binary_name(true))
+            .mut_args(|arg| arg.env(None::<&str>));
+        let matches = cmd
+            .try_get_matches_from(std::iter::empty::<String>())
+            .expect("every setting has a default or is optional");
+        Self::from_arg_matches(&matches).expect("defaults parse")
+    }
+}
+
+/// Any clap argument group read from the environment alone (no command line).
+pub fn args_from_env<T: Args + FromArgMatches>() -> Result<T, clap::Error> {
+    let cmd = T::augment_args(clap::Command::new("chatbot").no_binary_name(true));
+    let matches = cmd.try_get_matches_from(std::iter::empty::<String>())?;
+    T::from_arg_matches(&matches)
+}

@@ -1,0 +1,33 @@
+//! The chatbot's request path: what the Lambda function (`bootstrap`) runs, and what the local
+//! server runs around the page. An observable, cost-accountable LLM chat API on Amazon Bedrock.
+//!
+//! # Layout, following a request
+//!
+//! - [`hosts`]: the two hosts — [`hosts::lambda`] (the Lambda runtime, buffered or streaming;
+//!   [`hosts::lambda::main`] is the whole `bootstrap` binary) and [`hosts::local`] (TCP + the
+//!   page). Both build the service with [`hosts::start`] and serve the same router.
+//! - [`app`]: `app(state) -> Router`, every route and layer; [`config`]: every setting.
+//! - [`request`] decodes the body, [`validation`] applies the rules, [`api`] holds the handlers.
+//! - [`variants`] assigns each conversation its model (A/B weights, sticky); [`model`] calls
+//!   Bedrock (Converse / ConverseStream) through the AWS SDK; `api::model_choice` falls back to
+//!   the fallback model on throttling.
+//! - [`telemetry`]: the tower layer that gives every request its summary log line, EMF document
+//!   and X-Ray segment, plus the model-call span; [`pricing`] prices each request.
+//! - [`error`]: the typed API error, the [`error::ErrorCode`] table, and the one mapping to HTTP.
+//!
+//! The offline model (crate `bedrock-offline`) and the cost tools (crate `chatbot-cost`) are
+//! separate crates, so the Lambda artifact links neither; docs/architecture.md has the map.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod error;
+pub mod hosts;
+pub mod model;
+pub mod pricing;
+pub mod request;
+pub mod telemetry;
+pub mod validation;
+pub mod variants;
+
+pub use app::{AppState, app};

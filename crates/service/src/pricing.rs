@@ -1,0 +1,276 @@
+//! The one pricing table and the arithmetic on it.
+//!
+//! Prices are decimals (never floats) so that `tokens × price` is exact to the last digit; the
+//! table ships in `prices.json` next to this file (source and date inside) and an operator can
+//! replace it without a rebuild (`CHATBOT_PRICING_FILE`). The function (per-request cost), the
+//! `cost-estimate` command and the README's cost table all go through this module.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::model::Usage;
+
+/// The table compiled into the binary.
+const BUILTIN: &str = include_str!("prices.json");
+
+/// Geographic prefixes of Bedrock cross-region inference profiles (`us.amazon.nova-micro-v1:0`).
+/// A profile is billed at its foundation model's price.
+const PROFILE_PREFIXES: &[&str] = &[
+    "us.", "eu.", "apac.", "us-gov.", "global.", "jp.", "au.", "ca.",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PricingError {
+    #[error("cannot read pricing file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid pricing table: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("invalid pricing table: {0}")]
+    Invalid(String),
+}
+
+/// USD per 1,000 tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPrice {
+    pub input_per1k: Decimal,
+    pub output_per1k: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaPrices {
+    pub arm64_gb_second: Decimal,
+    #[serde(rename = "x86_64GbSecond")]
+    pub x86_64_gb_second: Decimal,
+    pub per_request: Decimal,
+}
+
+/// Lambda instruction-set architecture; it decides the GB-second price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    Arm64,
+    #[value(name = "x86_64")]
+    X86_64,
+}
+
+impl Arch {
+    /// The architecture this binary was compiled for (what Lambda bills it as).
+    pub fn current() -> Self {
+        if cfg!(target_arch = "aarch64") {
+            Arch::Arm64
+        } else {
+            Arch::X86_64
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PriceTable {
+    pub source: String,
+    pub date: String,
+    pub currency: String,
+    pub models: HashMap<String, ModelPrice>,
+    pub lambda: LambdaPrices,
+    pub http_api_per_request: Decimal,
+}
+
+const THOUSAND: Decimal = Decimal::from_parts(1000, 0, 0, false, 0);
+const MIB_PER_GIB: Decimal = Decimal::from_parts(1024, 0, 0, false, 0);
+
+impl PriceTable {
+    pub fn builtin() -> Self {
+        Self::parse(BUILTIN).expect("the built-in pricing table is valid")
+    }
+
+    pub fn parse(json: &str) -> Result<Self, PricingError> {
+        let table: PriceTable = serde_json::from_str(json)?;
+        table.validate()?;
+        Ok(table)
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, PricingError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PricingError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    fn validate(&self) -> Result<(), PricingError> {
+        let negative = |d: &Decimal| d.is_sign_negative();
+        for (id, p) in &self.models {
+            if negative(&p.input_per1k) || negative(&p.output_per1k) {
+                return Err(PricingError::Invalid(format!("negative price for {id}")));
+            }
+        }
+        let l = &self.lambda;
+        if [
+            l.arm64_gb_second,
+            l.x86_64_gb_second,
+            l.per_request,
+            self.http_api_per_request,
+        ]
+        .iter()
+        .any(negative)
+        {
+            return Err(PricingError::Invalid("negative Lambda/API price".into()));
+        }
+        Ok(())
+    }
+
+    /// Price of a model id, an inference-profile id (`us.…`) or either as an ARN.
+    pub fn model(&self, model_id: &str) -> Option<ModelPrice> {
+        let id = model_id.rsplit('/').next().unwrap_or(model_id);
+        if let Some(p) = self.models.get(id) {
+            return Some(*p);
+        }
+        PROFILE_PREFIXES
+            .iter()
+            .find_map(|prefix| id.strip_prefix(prefix))
+            .and_then(|base| self.models.get(base).copied())
+    }
+
+    /// Lambda compute for one invocation: billed ms (rounded up) × memory × GB-second price,
+    /// plus the per-request price.
+    pub fn lambda_invocation(&self, arch: Arch, memory_mb: u32, billed_ms: u64) -> Decimal {
+        self.lambda_compute(arch, memory_mb, billed_ms) + self.lambda.per_request
+    }
+
+    /// The duration part alone of one invocation's Lambda bill: GB-seconds × the GB-second price.
+    pub fn lambda_compute(&self, arch: Arch, memory_mb: u32, billed_ms: u64) -> Decimal {
+        let gb_second = match arch {
+            Arch::Arm64 => self.lambda.arm64_gb_second,
+            Arch::X86_64 => self.lambda.x86_64_gb_second,
+        };
+        gb_seconds(memory_mb, billed_ms) * gb_second
+    }
+}
+
+/// What Lambda meters for one invocation: memory in GB (1 GB = 1,024 MB) × billed seconds.
+pub fn gb_seconds(memory_mb: u32, billed_ms: u64) -> Decimal {
+    Decimal::from(memory_mb) / MIB_PER_GIB * Decimal::from(billed_ms) / THOUSAND
+}
+
+impl ModelPrice {
+    /// Exact cost of `usage` at this price.
+    pub fn cost(&self, usage: Usage) -> Decimal {
+        (Decimal::from(usage.input_tokens) * self.input_per1k
+            + Decimal::from(usage.output_tokens) * self.output_per1k)
+            / THOUSAND
+    }
+}
+
+/// What one request cost, in USD. `None` where a part does not apply (no Lambda memory known,
+/// not behind API Gateway) or cannot be known (model missing from the price table).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostBreakdown {
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub model_usd: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub compute_usd: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub api_usd: Option<Decimal>,
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub total_usd: Option<Decimal>,
+}
+
+impl CostBreakdown {
+    /// Sum the parts; the total is unknown when the model cost is unknown, because a total
+    /// without the dominant part would mislead.
+    pub fn new(model: Option<Decimal>, compute: Option<Decimal>, api: Option<Decimal>) -> Self {
+        let total = model.map(|m| m + compute.unwrap_or_default() + api.unwrap_or_default());
+        CostBreakdown {
+            model_usd: model,
+            compute_usd: compute,
+            api_usd: api,
+            total_usd: total,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn d(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn nova_micro_cost_is_exact() {
+        let t = PriceTable::builtin();
+        let p = t.model("us.amazon.nova-micro-v1:0").unwrap();
+        let usage = Usage {
+            input_tokens: 800,
+            output_tokens: 200,
+        };
+        // 800 × 0.000035 / 1000 + 200 × 0.00014 / 1000
+        assert_eq!(p.cost(usage), d("0.000056"));
+    }
+
+    #[test]
+    fn ids_profiles_and_arns_resolve_to_one_price() {
+        let t = PriceTable::builtin();
+        let base = t.model("amazon.nova-lite-v1:0").unwrap();
+        assert_eq!(t.model("eu.amazon.nova-lite-v1:0"), Some(base));
+        assert_eq!(
+            t.model(
+                "arn:aws:bedrock:us-east-2:123456789012:inference-profile/us.amazon.nova-lite-v1:0"
+            ),
+            Some(base)
+        );
+        assert_eq!(t.model("amazon.titan-unknown"), None);
+    }
+
+    #[test]
+    fn seed_readme_error_is_caught() {
+        // 10M tokens at $0.00006 per 1K is $0.60, not $0.06 (the seed's table was off by 10×).
+        let p = ModelPrice {
+            input_per1k: d("0.00006"),
+            output_per1k: d("0"),
+        };
+        let usage = Usage {
+            input_tokens: 10_000_000,
+            output_tokens: 0,
+        };
+        assert_eq!(p.cost(usage), d("0.6"));
+    }
+
+    #[test]
+    fn lambda_invocation_cost() {
+        let t = PriceTable::builtin();
+        // 128 MB for 100 ms on arm64: 0.125 GB × 0.1 s × 0.0000133334 + 0.0000002
+        assert_eq!(
+            t.lambda_invocation(Arch::Arm64, 128, 100),
+            d("0.000000166667500") + d("0.0000002")
+        );
+    }
+
+    #[test]
+    fn negative_prices_are_rejected() {
+        let bad = BUILTIN.replace("\"0.000035\"", "\"-1\"");
+        assert!(matches!(
+            PriceTable::parse(&bad),
+            Err(PricingError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn unknown_model_means_unknown_total() {
+        let c = CostBreakdown::new(None, Some(d("0.1")), None);
+        assert_eq!(c.total_usd, None);
+        let c = CostBreakdown::new(Some(d("0.1")), Some(d("0.2")), None);
+        assert_eq!(c.total_usd, Some(d("0.3")));
+    }
+}

@@ -1,0 +1,174 @@
+//! Per-request context: who the request is (ids, cold start, timing) and what happened to it
+//! (the [`Record`] handlers fill in). The telemetry layer creates one per request, makes it
+//! reachable through a task-local while the request's code runs (logs pick up `requestId` from
+//! it, the EMF recorder collects into it), and turns it into the summary line, the EMF document
+//! and the trace when the response body ends or is dropped.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use rust_decimal::Decimal;
+
+use crate::error::ErrorCode;
+use crate::model::Usage;
+use crate::pricing::{Arch, CostBreakdown};
+use crate::telemetry::Telemetry;
+use crate::telemetry::emf::RequestMetrics;
+
+tokio::task_local! {
+    static CURRENT: Arc<RequestCtx>;
+}
+
+/// Everything known about one request. Shared (`Arc`) by the layer, the handler (as an axum
+/// extension) and the response body.
+pub struct RequestCtx {
+    pub request_id: String,
+    /// The X-Ray trace id (`1-xxxxxxxx-…`), when the request is traced.
+    pub xray_trace_id: Option<String>,
+    pub cold_start: bool,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub method: String,
+    pub route: String,
+    /// Came through API Gateway (billed per request), not a Function URL or the local server.
+    pub via_api_gateway: bool,
+    pub(crate) telemetry: Arc<Telemetry>,
+    pub(crate) metrics: RequestMetrics,
+    /// Taken (and so closed) by `finish`, so the segment is exported before the reply completes.
+    span: Mutex<Option<tracing::Span>>,
+    record: Mutex<Record>,
+}
+
+/// What happened, filled in as the request proceeds.
+#[derive(Debug, Default, Clone)]
+pub struct Record {
+    pub status: Option<u16>,
+    pub error_code: Option<ErrorCode>,
+    /// Bedrock's error name (`ThrottlingException`, `TimeoutError`, …) when a model call failed.
+    pub model_error: Option<String>,
+    pub model_id: Option<String>,
+    pub variant: Option<String>,
+    pub conversation_id: Option<String>,
+    pub stop_reason: Option<String>,
+    pub usage: Option<Usage>,
+    pub model_latency: Option<Duration>,
+    pub time_to_first_token: Option<Duration>,
+    pub attempts: u32,
+    pub throttles: u32,
+    /// A model call may have billed tokens we never learned of (stream cut short).
+    pub usage_unknown: bool,
+    pub streaming: bool,
+    pub client_aborted: bool,
+    pub fallback: bool,
+    pub cost: Option<CostBreakdown>,
+    pub cost_unknown: bool,
+    pub prompt_text: Option<String>,
+    pub reply_text: Option<String>,
+}
+
+impl RequestCtx {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        telemetry: Arc<Telemetry>,
+        request_id: String,
+        xray_trace_id: Option<String>,
+        cold_start: bool,
+        method: String,
+        route: String,
+        via_api_gateway: bool,
+        span: tracing::Span,
+    ) -> Self {
+        RequestCtx {
+            request_id,
+            xray_trace_id,
+            cold_start,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            method,
+            route,
+            via_api_gateway,
+            telemetry,
+            metrics: RequestMetrics::default(),
+            span: Mutex::new(Some(span)),
+            record: Mutex::new(Record::default()),
+        }
+    }
+
+    pub fn current_request_id() -> Option<String> {
+        CURRENT.try_with(|c| c.request_id.clone()).ok()
+    }
+
+    pub(crate) fn with_current<R>(f: impl FnOnce(&RequestCtx) -> R) -> Option<R> {
+        CURRENT.try_with(|c| f(c)).ok()
+    }
+
+    /// Run `fut` with this context current.
+    pub(crate) async fn scope<F: Future>(self: Arc<Self>, fut: F) -> F::Output {
+        CURRENT.scope(self, fut).await
+    }
+
+    /// Run `f` with this context current (for work done outside the request's task, like
+    /// polling the response body).
+    pub(crate) fn sync_scope<R>(self: &Arc<Self>, f: impl FnOnce() -> R) -> R {
+        CURRENT.sync_scope(Arc::clone(self), f)
+    }
+
+    /// The request span (a disabled span once the request has finished).
+    pub fn span(&self) -> tracing::Span {
+        let guard = self.span.lock().unwrap_or_else(|p| p.into_inner());
+        guard.clone().unwrap_or_else(tracing::Span::none)
+    }
+
+    pub(crate) fn take_span(&self) -> Option<tracing::Span> {
+        self.span.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    pub fn record(&self) -> MutexGuard<'_, Record> {
+        // A panic while holding the lock must not cost us the request's telemetry.
+        self.record.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn log_content(&self) -> Option<usize> {
+        self.telemetry
+            .log_content
+            .then_some(self.telemetry.log_content_max_chars)
+    }
+
+    /// Fix the request's cost from what is known now, once: the chat response, the `done` event,
+    /// the summary line, the EMF document and the trace all carry this same figure.
+    pub fn settle_cost(&self) -> CostBreakdown {
+        let mut record = self.record();
+        if let Some(cost) = record.cost {
+            return cost;
+        }
+        let t = &self.telemetry;
+        let model = match (record.model_id.clone(), record.usage) {
+            (Some(id), Some(usage)) => match t.pricing.model(&id) {
+                Some(price) => Some(price.cost(usage)),
+                None => {
+                    record.cost_unknown = true;
+                    t.warn_unknown_price(&id);
+                    None
+                }
+            },
+            // A call that may have billed tokens we could not count.
+            _ if record.usage_unknown => None,
+            // No model call billed anything (rejected input, failed call).
+            _ => Some(Decimal::ZERO),
+        };
+        let compute = t.lambda_memory_mb.map(|mb| {
+            let billed_ms = self.elapsed().as_micros().div_ceil(1000) as u64;
+            t.pricing.lambda_invocation(Arch::current(), mb, billed_ms)
+        });
+        let api = self
+            .via_api_gateway
+            .then_some(t.pricing.http_api_per_request);
+        let cost = CostBreakdown::new(model, compute, api);
+        record.cost = Some(cost);
+        cost
+    }
+}

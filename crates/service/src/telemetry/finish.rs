@@ -1,0 +1,204 @@
+//! The end of a request: its one summary line, its one EMF document, its closed span.
+//!
+//! Called exactly once per request by the telemetry layer — when the response body ends, or when
+//! it is dropped unfinished (client abort) — so failed, throttled, timed-out, aborted and
+//! panicked requests leave the same evidence as successful ones.
+
+use std::sync::Arc;
+
+use metrics::{counter, histogram};
+use opentelemetry::trace::Status;
+use rust_decimal::prelude::ToPrimitive;
+use serde_json::{Map, Value, json};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::error::Fault;
+use crate::pricing::CostBreakdown;
+use crate::telemetry::catalog::{self as m, DIM_MODEL, DIM_SERVICE, DIM_VARIANT};
+use crate::telemetry::context::{Record, RequestCtx};
+use crate::telemetry::emf;
+
+pub(crate) fn finish(ctx: &Arc<RequestCtx>, aborted: bool) {
+    ctx.sync_scope(|| {
+        if aborted {
+            ctx.record().client_aborted = true;
+        }
+        let cost = ctx.settle_cost();
+        let record = ctx.record().clone();
+        let latency_ms = ms(ctx.elapsed());
+        record_metrics(ctx, &record, &cost, latency_ms);
+        log_summary(ctx, &record, &cost, latency_ms);
+        write_emf(ctx, &record);
+        close_span(ctx, &record, &cost);
+    });
+}
+
+fn ms(d: std::time::Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn usd(d: Option<rust_decimal::Decimal>) -> Option<f64> {
+    d.and_then(|d| d.to_f64())
+}
+
+fn is_server_failure(record: &Record) -> bool {
+    record
+        .error_code
+        .is_some_and(|c| c.fault() == Fault::Service)
+}
+
+/// Through the `metrics` facade: the EMF recorder collects these into this request's document.
+fn record_metrics(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown, latency_ms: f64) {
+    counter!(m::REQUESTS).increment(1);
+    match r.error_code {
+        Some(code) if is_server_failure(r) => {
+            counter!(m::ERRORS, m::DIM_ERROR_CODE => code.as_str()).increment(1)
+        }
+        _ => counter!(m::ERRORS).increment(0),
+    }
+    let client_error = r.error_code.is_some_and(|c| c.fault() == Fault::Client);
+    counter!(m::CLIENT_ERRORS).increment(client_error as u64);
+    counter!(m::THROTTLES).increment(r.throttles as u64);
+    counter!(m::CLIENT_ABORTS).increment(r.client_aborted as u64);
+    if ctx.cold_start {
+        counter!(m::COLD_START).increment(1);
+    }
+    histogram!(m::LATENCY).record(latency_ms);
+    if let Some(d) = r.model_latency {
+        histogram!(m::MODEL_LATENCY).record(ms(d));
+        counter!(m::RETRIES).increment(r.attempts.saturating_sub(1) as u64);
+        counter!(m::FALLBACKS).increment(r.fallback as u64);
+    }
+    if let Some(d) = r.time_to_first_token {
+        histogram!(m::TIME_TO_FIRST_TOKEN).record(ms(d));
+    }
+    if let Some(u) = r.usage {
+        counter!(m::INPUT_TOKENS).increment(u.input_tokens);
+        counter!(m::OUTPUT_TOKENS).increment(u.output_tokens);
+    }
+    if let Some(total) = usd(cost.total_usd) {
+        histogram!(m::COST_USD).record(total);
+    }
+    if r.cost_unknown {
+        counter!(m::COST_UNKNOWN).increment(1);
+    }
+}
+
+/// The status the request amounts to: an error that struck after a streamed 200 began counts
+/// as that error's status for traces and per-request queries.
+fn effective_status(r: &Record) -> u16 {
+    match (r.status, r.error_code) {
+        (Some(s), Some(code)) if s < 400 => code.status().as_u16(),
+        (Some(s), _) => s,
+        (None, _) => 500,
+    }
+}
+
+macro_rules! summary {
+    ($level:expr, $ctx:expr, $r:expr, $cost:expr, $latency:expr) => {
+        tracing::event!(
+            target: "chatbot::summary",
+            $level,
+            route = %$ctx.route,
+            method = %$ctx.method,
+            status = $r.status,
+            effectiveStatus = effective_status($r),
+            errorCode = $r.error_code.map(|c| c.as_str()),
+            modelError = $r.model_error.as_deref(),
+            latencyMs = $latency,
+            modelLatencyMs = $r.model_latency.map(ms),
+            timeToFirstTokenMs = $r.time_to_first_token.map(ms),
+            modelId = $r.model_id.as_deref(),
+            variant = $r.variant.as_deref(),
+            stopReason = $r.stop_reason.as_deref(),
+            inputTokens = $r.usage.map(|u| u.input_tokens),
+            outputTokens = $r.usage.map(|u| u.output_tokens),
+            costUsd = usd($cost.total_usd),
+            modelCostUsd = usd($cost.model_usd),
+            computeCostUsd = usd($cost.compute_usd),
+            apiCostUsd = usd($cost.api_usd),
+            costUnknown = $r.cost_unknown.then_some(true),
+            attempts = ($r.attempts > 0).then_some($r.attempts),
+            retries = ($r.attempts > 0).then_some($r.attempts.saturating_sub(1)),
+            throttles = $r.throttles,
+            fallback = $r.fallback.then_some(true),
+            conversationId = $r.conversation_id.as_deref(),
+            streaming = $r.streaming,
+            clientAborted = $r.client_aborted,
+            prompt = $r.prompt_text.as_deref(),
+            reply = $r.reply_text.as_deref(),
+            "request completed"
+        )
+    };
+}
+
+fn log_summary(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown, latency_ms: f64) {
+    if is_server_failure(r) {
+        summary!(tracing::Level::ERROR, ctx, r, cost, latency_ms);
+    } else {
+        summary!(tracing::Level::INFO, ctx, r, cost, latency_ms);
+    }
+}
+
+fn write_emf(ctx: &RequestCtx, r: &Record) {
+    let mut props = Map::new();
+    props.insert("requestId".into(), json!(ctx.request_id));
+    if let Some(t) = &ctx.xray_trace_id {
+        props.insert("xrayTraceId".into(), json!(t));
+    }
+    if let Some(c) = &r.conversation_id {
+        props.insert("conversationId".into(), json!(c));
+    }
+    props.insert("statusCode".into(), json!(effective_status(r)));
+    if let Some(s) = &r.stop_reason {
+        props.insert("stopReason".into(), json!(s));
+    }
+    if let Some(code) = r.error_code {
+        props.insert("errorCode".into(), json!(code));
+    }
+    props.insert("route".into(), json!(ctx.route));
+    let dims = [
+        (DIM_SERVICE, Some(ctx.telemetry.service.as_str())),
+        (DIM_MODEL, r.model_id.as_deref()),
+        (DIM_VARIANT, r.variant.as_deref()),
+    ];
+    let doc = emf::document(ctx, &dims, props);
+    ctx.telemetry.emf_sink.write(&Value::to_string(&doc));
+}
+
+fn close_span(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown) {
+    let Some(span) = ctx.take_span() else { return };
+    let status = effective_status(r);
+    span.record("http.response.status_code", status as i64);
+    if let Some(model) = &r.model_id {
+        span.record("annotation.model", model.as_str());
+    }
+    if let Some(v) = &r.variant {
+        span.record("annotation.variant", v.as_str());
+    }
+    if let Some(s) = &r.stop_reason {
+        span.record("annotation.stop_reason", s.as_str());
+    }
+    if let Some(code) = r.error_code {
+        span.record("annotation.error_code", code.as_str());
+    }
+    // X-Ray sets error (4xx), throttle (429) and fault (5xx) only on spans in error.
+    if status >= 400 {
+        let code = r.error_code.map_or("internal", |c| c.as_str());
+        span.set_status(Status::error(code));
+    }
+    for (key, value) in [
+        ("metadata.cost.modelUsd", cost.model_usd),
+        ("metadata.cost.computeUsd", cost.compute_usd),
+        ("metadata.cost.apiUsd", cost.api_usd),
+        ("metadata.cost.totalUsd", cost.total_usd),
+    ] {
+        if let Some(v) = usd(value) {
+            span.set_attribute(key, v);
+        }
+    }
+    if r.client_aborted {
+        span.set_attribute("metadata.client_aborted", true);
+    }
+    drop(span);
+}

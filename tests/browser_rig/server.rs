@@ -1,0 +1,70 @@
+//! The local host in-process: the API on the real offline model plus the chat page, on loopback.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bedrock_offline::{OfflineConfig, OfflineStats};
+use chatbot_service::config::ServiceConfig;
+use chatbot_service::hosts::local;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::service_rig::{self, TestService};
+
+/// Tokens per second of the offline model: slow enough to watch a reply grow.
+pub const TOKENS_PER_SEC: f64 = 40.0;
+
+pub struct ChatServer {
+    pub url: String,
+    pub svc: TestService,
+    task: JoinHandle<()>,
+}
+
+impl ChatServer {
+    /// What `chatbot serve` runs, with the default service configuration and an offline model
+    /// that paces its reply like a real one.
+    pub async fn start() -> Self {
+        let offline = OfflineConfig {
+            ttft_ms: 200,
+            tokens_per_sec: TOKENS_PER_SEC,
+            ..OfflineConfig::default()
+        };
+        let svc = service_rig::service(ServiceConfig::defaults(), offline).await;
+        let frontend = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("frontend");
+        let router = local::with_frontend(svc.router.clone(), frontend);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("serve");
+        });
+        Self { url, svc, task }
+    }
+
+    pub fn offline_stats(&self) -> OfflineStats {
+        self.svc.offline.as_ref().expect("offline backend").stats()
+    }
+
+    /// The EMF document of one request, waiting up to 5 s (telemetry is written as the
+    /// response body ends, which can be just after the browser saw the last event).
+    pub async fn emf_for(&self, request_id: &str) -> Value {
+        for _ in 0..100 {
+            if let Some(d) = self
+                .svc
+                .emf_docs()
+                .into_iter()
+                .find(|d| d["requestId"] == request_id)
+            {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("no EMF document for request {request_id} within 5 s");
+    }
+}
+
+impl Drop for ChatServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use chatbot_service::telemetry::catalog::{DEFAULT_DIMENSIONS, METRICS};
+use chatbot_service::telemetry::catalog::METRICS;
 
 /// Keys of the JSON log lines (src/telemetry/logging.rs) and of the summary line
 /// (`"message": "request completed"`, src/telemetry/finish.rs), as docs/observability.md lists.
@@ -119,9 +119,9 @@ pub fn known_fields(extra: &[String]) -> BTreeSet<String> {
         .map(|s| s.to_string())
         .collect();
     known.extend(METRICS.iter().map(|m| m.name.to_string()));
-    for set in DEFAULT_DIMENSIONS
+    for set in METRICS
         .iter()
-        .chain(METRICS.iter().flat_map(|m| m.extra_dimensions))
+        .flat_map(|m| m.dimensions.iter().chain(m.extra_dimensions))
     {
         known.extend(set.iter().map(|d| d.to_string()));
     }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use chatbot_service::telemetry::catalog::{self, DEFAULT_DIMENSIONS};
+use chatbot_service::telemetry::catalog;
 
 use super::template::{Template, props};
 
@@ -225,7 +225,7 @@ pub fn check(r: &MetricRef, rules: &Rules) -> Vec<String> {
                 ));
                 return problems;
             };
-            let allowed = DEFAULT_DIMENSIONS.iter().chain(def.extra_dimensions);
+            let allowed = def.dimensions.iter().chain(def.extra_dimensions);
             if !allowed.clone().any(|set| {
                 let mut set = set.to_vec();
                 set.sort_unstable();

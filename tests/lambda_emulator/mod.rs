@@ -3,10 +3,10 @@
 #![allow(dead_code)]
 
 mod child;
+mod emulator;
 pub mod events;
 mod http_reply;
 mod invocation;
-mod emulator;
 mod lambda_env;
 mod lock;
 mod runtime_api;
@@ -16,8 +16,8 @@ mod streamed_body;
 #[allow(unused_imports)]
 pub use child::Line;
 #[allow(unused_imports)]
+pub use emulator::{Emulator, EmulatorError};
+#[allow(unused_imports)]
 pub use http_reply::{HttpReply, ReplyError};
 #[allow(unused_imports)]
 pub use invocation::{InitError, Invocation, InvokeOptions, Outcome};
-#[allow(unused_imports)]
-pub use emulator::{Emulator, EmulatorError};

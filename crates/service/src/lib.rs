@@ -26,6 +26,7 @@ pub mod hosts;
 pub mod model;
 pub mod pricing;
 pub mod request;
+pub mod store;
 pub mod telemetry;
 pub mod validation;
 pub mod variants;

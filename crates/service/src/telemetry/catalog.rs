@@ -32,23 +32,30 @@ impl Unit {
 pub struct MetricDef {
     pub name: &'static str,
     pub unit: Unit,
-    /// Extra dimension sets beyond the default ones ([Service], [Service, Model], [Service, Variant]).
+    /// The dimension sets the metric is published under (a set is used when the request has a
+    /// value for every dimension in it). Each set × value combination is a billed custom metric.
+    pub dimensions: &'static [&'static [&'static str]],
+    /// Sets made from the metric's own labels (e.g. [Service, ErrorCode] for `Errors`).
     pub extra_dimensions: &'static [&'static [&'static str]],
     pub meaning: &'static str,
 }
 
-/// The dimension sets every metric is published under.
+/// The dimension sets most metrics are published under.
 pub const DEFAULT_DIMENSIONS: &[&[&str]] = &[
     &[DIM_SERVICE],
     &[DIM_SERVICE, DIM_MODEL],
     &[DIM_SERVICE, DIM_VARIANT],
 ];
 
+/// Rare counters the dashboards and alarms need only per service.
+pub const SERVICE_ONLY: &[&[&str]] = &[&[DIM_SERVICE]];
+
 macro_rules! metric {
     ($name:literal, $unit:ident, $meaning:literal) => {
         MetricDef {
             name: $name,
             unit: Unit::$unit,
+            dimensions: DEFAULT_DIMENSIONS,
             extra_dimensions: &[],
             meaning: $meaning,
         }
@@ -57,7 +64,17 @@ macro_rules! metric {
         MetricDef {
             name: $name,
             unit: Unit::$unit,
+            dimensions: DEFAULT_DIMENSIONS,
             extra_dimensions: $extra,
+            meaning: $meaning,
+        }
+    };
+    (service_only $name:literal, $unit:ident, $meaning:literal) => {
+        MetricDef {
+            name: $name,
+            unit: Unit::$unit,
+            dimensions: SERVICE_ONLY,
+            extra_dimensions: &[],
             meaning: $meaning,
         }
     };
@@ -78,6 +95,8 @@ pub const COST_USD: &str = "CostUSD";
 pub const COST_UNKNOWN: &str = "CostUnknown";
 pub const RETRIES: &str = "Retries";
 pub const FALLBACKS: &str = "Fallbacks";
+pub const BUDGET_REJECTIONS: &str = "BudgetRejections";
+pub const STORE_ERRORS: &str = "StoreErrors";
 
 pub const METRICS: &[MetricDef] = &[
     metric!("Requests", Count, "1 per request on any route"),
@@ -139,6 +158,16 @@ pub const METRICS: &[MetricDef] = &[
         "Fallbacks",
         Count,
         "1 when the reply came from the fallback model"
+    ),
+    metric!(
+        service_only "BudgetRejections",
+        Count,
+        "1 when a daily budget refused the request (which one: the `budgetRejected` property)"
+    ),
+    metric!(
+        service_only "StoreErrors",
+        Count,
+        "state-store calls that failed after their retries (budgets, conversation memory)"
     ),
 ];
 

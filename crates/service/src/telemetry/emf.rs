@@ -159,14 +159,18 @@ pub fn document(
             Some(*k)
         })
         .collect();
-    let default_sets: Vec<Vec<&str>> = catalog::DEFAULT_DIMENSIONS
-        .iter()
-        .filter(|set| set.iter().all(|d| known.contains(d)))
-        .map(|set| set.to_vec())
-        .collect();
+    // The sets of a metric that this request can fill (every dimension known).
+    let usable = |sets: &[&'static [&'static str]]| -> Vec<Vec<&'static str>> {
+        sets.iter()
+            .filter(|set| set.iter().all(|d| known.contains(d)))
+            .map(|set| set.to_vec())
+            .collect()
+    };
 
     let mut labelled = Vec::new();
-    let mut definitions = Vec::new();
+    // Metric definitions grouped by the dimension sets they are published under: one directive
+    // per group.
+    let mut groups: Vec<(Vec<Vec<&str>>, Vec<Value>)> = Vec::new();
     for (name, sample) in &samples {
         let def = catalog::find(name).expect("only catalogued names are collected");
         let value = match sample.values.as_slice() {
@@ -175,7 +179,11 @@ pub fn document(
         };
         root.insert((*name).to_owned(), value);
         let definition = json!({"Name": name, "Unit": def.unit.as_str()});
-        definitions.push(definition.clone());
+        let sets = usable(def.dimensions);
+        match groups.iter_mut().find(|(s, _)| *s == sets) {
+            Some((_, defs)) => defs.push(definition.clone()),
+            None => groups.push((sets, vec![definition.clone()])),
+        }
         // A labelled metric is also published by its labels, e.g. [Service, ErrorCode].
         if !sample.labels.is_empty() {
             let mut set = vec![DIM_SERVICE.to_owned()];
@@ -195,9 +203,13 @@ pub fn document(
             }));
         }
     }
-    let mut directives: Vec<Value> = definitions
-        .chunks(MAX_METRICS_PER_DIRECTIVE)
-        .map(|chunk| json!({"Namespace": namespace, "Dimensions": default_sets, "Metrics": chunk}))
+    let mut directives: Vec<Value> = groups
+        .iter()
+        .flat_map(|(sets, defs)| {
+            defs.chunks(MAX_METRICS_PER_DIRECTIVE).map(
+                move |chunk| json!({"Namespace": namespace, "Dimensions": sets, "Metrics": chunk}),
+            )
+        })
         .collect();
     directives.extend(labelled);
     for (k, v) in properties {

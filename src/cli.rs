@@ -43,6 +43,16 @@ enum Command {
     /// Estimate a month's bill for a traffic scenario (Bedrock tokens, Lambda, API Gateway) with
     /// the function's own price table.
     CostEstimate(chatbot_cost::estimate::EstimateArgs),
+    /// Create the DynamoDB state table exactly as serverless.yml declares it (keys, on-demand,
+    /// encryption, TTL, point-in-time recovery), for local runs against DynamoDB and tests.
+    CreateTable(CreateTableArgs),
+}
+
+#[derive(Args)]
+struct CreateTableArgs {
+    /// Table name (then run the service with CHATBOT_STATE_TABLE set to it).
+    #[arg(long)]
+    table: String,
 }
 
 /// Where the local server's model calls go.
@@ -109,6 +119,12 @@ pub fn main() -> ExitCode {
                 Some(Command::Serve(args)) => Ok(serve(args, started).await?),
                 Some(Command::CostReport(args)) => cost_report(args).await,
                 Some(Command::CostEstimate(args)) => Ok(chatbot_cost::estimate::run(args)?),
+                Some(Command::CreateTable(args)) => {
+                    chatbot_service::store::dynamo::create_table_from_environment(&args.table)
+                        .await?;
+                    println!("created table {}", args.table);
+                    Ok(())
+                }
                 None => Ok(serve(cli.serve, started).await?),
             }
         }),

@@ -2,7 +2,7 @@
 // Each integration-test binary compiles this module and uses a different subset of it.
 #![allow(dead_code)]
 
-mod child;
+pub mod child;
 mod emulator;
 pub mod events;
 mod http_reply;

@@ -25,6 +25,16 @@ fn binary() -> PathBuf {
 impl Moto {
     /// Starts moto with `env` added to its environment (e.g. `INITIAL_NO_AUTH_ACTION_COUNT`).
     pub fn start(env: &[(&str, &str)]) -> Moto {
+        Self::launch(env, false)
+    }
+
+    /// Starts moto serving one request at a time (`moto_serial.py`): DynamoDB's per-item write
+    /// serialisation, which concurrency tests rely on and stock moto_server lacks.
+    pub fn start_serialized() -> Moto {
+        Self::launch(&[], true)
+    }
+
+    fn launch(env: &[(&str, &str)], serialized: bool) -> Moto {
         let bin = binary();
         assert!(
             bin.is_file(),
@@ -36,9 +46,19 @@ impl Moto {
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
-        let mut command = Command::new(&bin);
+        let mut command = if serialized {
+            // The venv's python, next to its moto_server.
+            let python = bin.with_file_name("python");
+            let mut c = Command::new(python);
+            c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto_rig/moto_serial.py"))
+                .args(["127.0.0.1", &port.to_string()]);
+            c
+        } else {
+            let mut c = Command::new(&bin);
+            c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+            c
+        };
         command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

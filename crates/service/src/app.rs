@@ -11,10 +11,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::api;
+use crate::budget::Budgets;
 use crate::config::ServiceConfig;
 use crate::error::ApiError;
 use crate::model::ModelClient;
 use crate::request::MAX_BODY_BYTES;
+use crate::secrets::HashKey;
 use crate::telemetry::{Telemetry, TelemetryLayer};
 use crate::validation::Limits;
 use crate::variants::Variants;
@@ -29,24 +31,41 @@ struct Inner {
     config: ServiceConfig,
     model: ModelClient,
     variants: Variants,
+    budgets: Budgets,
+    hash_key: HashKey,
     telemetry: Arc<Telemetry>,
 }
 
+/// The parts [`AppState::new`] puts together (built once by `hosts::start`).
+pub struct Parts {
+    pub config: ServiceConfig,
+    pub model: ModelClient,
+    pub variants: Variants,
+    pub budgets: Budgets,
+    pub hash_key: HashKey,
+    pub telemetry: Arc<Telemetry>,
+}
+
 impl AppState {
-    pub fn new(
-        config: ServiceConfig,
-        model: ModelClient,
-        variants: Variants,
-        telemetry: Arc<Telemetry>,
-    ) -> Self {
+    pub fn new(p: Parts) -> Self {
         AppState {
             inner: Arc::new(Inner {
-                config,
-                model,
-                variants,
-                telemetry,
+                config: p.config,
+                model: p.model,
+                variants: p.variants,
+                budgets: p.budgets,
+                hash_key: p.hash_key,
+                telemetry: p.telemetry,
             }),
         }
+    }
+
+    pub fn budgets(&self) -> &Budgets {
+        &self.inner.budgets
+    }
+
+    pub fn hash_key(&self) -> &HashKey {
+        &self.inner.hash_key
     }
 
     pub fn variants(&self) -> &Variants {
@@ -81,8 +100,9 @@ impl AppState {
 }
 
 /// Every route of the API with its layers, outermost first: telemetry (so even a panic or a
-/// CORS preflight leaves its evidence), panic → 500, CORS, body size limit. (The body read
-/// deadline is the chat extractor's, `crate::request`.)
+/// CORS preflight leaves its evidence), panic → 500, the origin check (requests that skipped
+/// CloudFront), CORS, body size limit. (The body read deadline is the chat extractor's,
+/// `crate::request`.)
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     if state.config().diagnostic_routes {
@@ -96,6 +116,10 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(api::unmatched::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors(state.config()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::origin::require_origin_secret,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TelemetryLayer::new(state.telemetry().clone()))
         .with_state(state)

@@ -2,10 +2,13 @@
 //! unchanged by the local server and the Lambda host (which has only the environment).
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Args, FromArgMatches};
+use rust_decimal::Decimal;
 use std::time::Duration;
 
+use crate::secrets::Secret;
 use crate::validation::Limits;
 
 pub const DEFAULT_MODEL_ID: &str = "us.amazon.nova-micro-v1:0";
@@ -113,6 +116,40 @@ pub struct ServiceConfig {
     /// Lambda memory size in MB, for the per-request compute cost (Lambda sets it).
     #[arg(long, env = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")]
     pub lambda_memory_mb: Option<u32>,
+
+    /// DynamoDB table for state (budgets). Unset: an in-process store (local runs). The
+    /// standard `AWS_ENDPOINT_URL_DYNAMODB` points the SDK elsewhere (tests: moto).
+    #[arg(long, env = "CHATBOT_STATE_TABLE")]
+    pub state_table: Option<String>,
+
+    /// Deadline of one state-store call, retries included.
+    #[arg(long, env = "CHATBOT_STORE_TIMEOUT_MS", default_value_t = 2_000)]
+    pub store_timeout_ms: u64,
+
+    /// The whole service's spend per UTC day, in USD: a hard stop. Unset: no service budget.
+    #[arg(long, env = "CHATBOT_DAILY_BUDGET_USD")]
+    pub daily_budget_usd: Option<String>,
+
+    /// Each client's spend per UTC day, in USD (a client = its address as the platform reports
+    /// it). Unset: no client budget.
+    #[arg(long, env = "CHATBOT_CLIENT_DAILY_BUDGET_USD")]
+    pub client_daily_budget_usd: Option<String>,
+
+    /// Serve requests unbudgeted when the state store cannot be reached (counted and alarmed).
+    /// Off: refuse them with 503 `budget_unavailable`.
+    #[arg(long, env = "CHATBOT_BUDGET_FAIL_OPEN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub budget_fail_open: bool,
+
+    /// Values of the `x-origin-verify` header that prove a request came through the site's
+    /// CloudFront distribution (comma-separated; two during a rotation). Set: every other
+    /// request is refused with 403. Unset: no check (local runs).
+    #[arg(long, env = "CHATBOT_ORIGIN_SECRETS", value_delimiter = ',', value_parser = Secret::parse)]
+    pub origin_secrets: Vec<Secret>,
+
+    /// Key of the keyed hashes: client addresses (budgets) and conversation ids (A/B variant
+    /// assignment). Unset: a random key per process, and unkeyed variant assignment.
+    #[arg(long, env = "CHATBOT_HASH_KEY", value_parser = Secret::parse)]
+    pub hash_key: Option<Secret>,
 }
 
 impl ServiceConfig {
@@ -162,7 +199,40 @@ impl ServiceConfig {
         if self.metrics_namespace.is_empty() || self.metrics_namespace.len() > 255 {
             return Err("CHATBOT_METRICS_NAMESPACE must be 1 to 255 characters".into());
         }
+        if self.store_timeout_ms == 0 {
+            return Err("CHATBOT_STORE_TIMEOUT_MS must be positive".into());
+        }
+        self.daily_budget()?;
+        self.client_daily_budget()?;
+        if self.client_daily_budget()?.is_some()
+            && self.state_table.is_some()
+            && self.hash_key.is_none()
+        {
+            return Err("CHATBOT_CLIENT_DAILY_BUDGET_USD with CHATBOT_STATE_TABLE needs \
+                        CHATBOT_HASH_KEY: every instance must hash a client's address the same way"
+                .into());
+        }
+        if self.hash_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+            return Err("CHATBOT_HASH_KEY must be at least 16 characters".into());
+        }
         Ok(())
+    }
+
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.store_timeout_ms)
+    }
+
+    /// `CHATBOT_DAILY_BUDGET_USD`, checked.
+    pub fn daily_budget(&self) -> Result<Option<Decimal>, String> {
+        parse_budget("CHATBOT_DAILY_BUDGET_USD", self.daily_budget_usd.as_deref())
+    }
+
+    /// `CHATBOT_CLIENT_DAILY_BUDGET_USD`, checked.
+    pub fn client_daily_budget(&self) -> Result<Option<Decimal>, String> {
+        parse_budget(
+            "CHATBOT_CLIENT_DAILY_BUDGET_USD",
+            self.client_daily_budget_usd.as_deref(),
+        )
     }
 
     /// The defaults alone, ignoring the environment: a stable base for tests. They are the
@@ -175,6 +245,16 @@ impl ServiceConfig {
             .try_get_matches_from(std::iter::empty::<String>())
             .expect("every setting has a default or is optional");
         Self::from_arg_matches(&matches).expect("defaults parse")
+    }
+}
+
+/// A budget in USD: a positive decimal, or unset.
+fn parse_budget(name: &str, value: Option<&str>) -> Result<Option<Decimal>, String> {
+    let Some(raw) = value else { return Ok(None) };
+    match Decimal::from_str(raw.trim()) {
+        Ok(d) if d > Decimal::ZERO => Ok(Some(d)),
+        Ok(_) => Err(format!("{name} must be a positive amount in USD, got {raw:?}")),
+        Err(_) => Err(format!("{name} must be an amount in USD (like 5 or 0.25), got {raw:?}")),
     }
 }
 

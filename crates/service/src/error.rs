@@ -5,10 +5,11 @@
 //! wire name, status and fault live in one table, [`ErrorCode`].
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::budget::BudgetScope;
 use crate::model::ModelError;
 use crate::telemetry::context::RequestCtx;
 
@@ -32,17 +33,29 @@ pub enum ApiError {
     ModelUnavailable,
     #[error("the model did not answer in time")]
     ModelTimeout,
+    #[error("{}", scope.refusal())]
+    BudgetExhausted {
+        scope: BudgetScope,
+        /// Seconds until the budget's day ends (UTC midnight).
+        retry_after: u64,
+    },
+    #[error("the spending check is unavailable right now; retry in a moment")]
+    BudgetUnavailable,
+    #[error("requests must come through the site")]
+    Forbidden,
     #[error("internal error")]
     Internal,
 }
 
-/// Whose fault a failure is: the client's (its input or its path) or the service's (the
-/// model, a dependency, a bug). Service faults count as `Errors` and feed the error-rate alarm;
-/// client faults count as `ClientErrors`.
+/// Whose fault a failure is: the client's (its input or its path), the service's (the model, a
+/// dependency, a bug), or nobody's — a refusal by policy (a daily budget is used up). Service
+/// faults count as `Errors` and feed the error-rate alarm; client faults count as
+/// `ClientErrors`; refusals as `BudgetRejections`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     Client,
     Service,
+    Refused,
 }
 
 /// The contract's machine-readable error codes: the wire name, the HTTP status and whose fault
@@ -59,6 +72,9 @@ pub enum ErrorCode {
     ModelError,
     ModelUnavailable,
     ModelTimeout,
+    BudgetExhausted,
+    BudgetUnavailable,
+    Forbidden,
     Internal,
 }
 
@@ -73,12 +89,15 @@ impl ErrorCode {
         ErrorCode::ModelError,
         ErrorCode::ModelUnavailable,
         ErrorCode::ModelTimeout,
+        ErrorCode::BudgetExhausted,
+        ErrorCode::BudgetUnavailable,
+        ErrorCode::Forbidden,
         ErrorCode::Internal,
     ];
 
     /// (wire name, HTTP status, fault).
     const fn row(self) -> (&'static str, u16, Fault) {
-        use Fault::{Client, Service};
+        use Fault::{Client, Refused, Service};
         match self {
             ErrorCode::InvalidRequest => ("invalid_request", 400, Client),
             ErrorCode::NotFound => ("not_found", 404, Client),
@@ -90,6 +109,10 @@ impl ErrorCode {
             ErrorCode::ModelError => ("model_error", 502, Service),
             ErrorCode::ModelUnavailable => ("model_unavailable", 503, Service),
             ErrorCode::ModelTimeout => ("model_timeout", 504, Service),
+            ErrorCode::BudgetExhausted => ("budget_exhausted", 429, Refused),
+            // Fail-closed when the store cannot be asked: the service's failure, alarmed.
+            ErrorCode::BudgetUnavailable => ("budget_unavailable", 503, Service),
+            ErrorCode::Forbidden => ("forbidden", 403, Client),
             ErrorCode::Internal => ("internal", 500, Service),
         }
     }
@@ -136,6 +159,9 @@ impl ApiError {
             ApiError::ModelError => ErrorCode::ModelError,
             ApiError::ModelUnavailable => ErrorCode::ModelUnavailable,
             ApiError::ModelTimeout => ErrorCode::ModelTimeout,
+            ApiError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
+            ApiError::BudgetUnavailable => ErrorCode::BudgetUnavailable,
+            ApiError::Forbidden => ErrorCode::Forbidden,
         }
     }
 
@@ -188,6 +214,10 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let ApiError::BudgetExhausted { retry_after, .. } = self {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         res.extensions_mut().insert(self.code());
         res
     }
@@ -206,11 +236,12 @@ mod tests {
         for code in ErrorCode::ALL {
             let status = code.status().as_u16();
             assert!((400..600).contains(&status), "{code}: {status}");
-            // 5xx is always the service's fault; only 429 is a 4xx that is.
-            if status >= 500 || status == 429 {
-                assert_eq!(code.fault(), Fault::Service, "{code}");
-            } else {
-                assert_eq!(code.fault(), Fault::Client, "{code}");
+            // 5xx is always the service's fault; 429 is the model's capacity (the service's)
+            // or a budget (a refusal); every other 4xx is the client's.
+            match (status, code.fault()) {
+                (500.., f) => assert_eq!(f, Fault::Service, "{code}"),
+                (429, f) => assert_ne!(f, Fault::Client, "{code}"),
+                (_, f) => assert_eq!(f, Fault::Client, "{code}"),
             }
         }
     }

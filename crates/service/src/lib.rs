@@ -8,24 +8,30 @@
 //!   page). Both build the service with [`hosts::start`] and serve the same router.
 //! - [`app`]: `app(state) -> Router`, every route and layer; [`config`]: every setting.
 //! - [`request`] decodes the body, [`validation`] applies the rules, [`api`] holds the handlers.
-//! - [`variants`] assigns each conversation its model (A/B weights, sticky); [`model`] calls
-//!   Bedrock (Converse / ConverseStream) through the AWS SDK; `api::model_choice` falls back to
-//!   the fallback model on throttling.
+//! - [`origin`] refuses requests that skipped the site's CloudFront distribution.
+//! - [`variants`] assigns each conversation its model (A/B weights, sticky); [`budget`] reserves
+//!   the request's worst case on the daily budgets, in the [`store`] (DynamoDB or in-process);
+//!   [`model`] calls Bedrock (Converse / ConverseStream) through the AWS SDK;
+//!   `api::model_choice` falls back to the fallback model on throttling.
 //! - [`telemetry`]: the tower layer that gives every request its summary log line, EMF document
 //!   and X-Ray segment, plus the model-call span; [`pricing`] prices each request.
-//! - [`error`]: the typed API error, the [`error::ErrorCode`] table, and the one mapping to HTTP.
+//! - [`error`]: the typed API error, the [`error::ErrorCode`] table, and the one mapping to HTTP;
+//!   [`secrets`]: deploy secrets and the keyed hash.
 //!
 //! The offline model (crate `bedrock-offline`) and the cost tools (crate `chatbot-cost`) are
 //! separate crates, so the Lambda artifact links neither; docs/architecture.md has the map.
 
 pub mod api;
 pub mod app;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod hosts;
 pub mod model;
+pub mod origin;
 pub mod pricing;
 pub mod request;
+pub mod secrets;
 pub mod store;
 pub mod telemetry;
 pub mod validation;

@@ -8,6 +8,7 @@
 
 use crate::error::ApiError;
 use crate::pricing::PriceTable;
+use crate::secrets::HashKey;
 
 pub const DEFAULT_VARIANT: &str = "default";
 
@@ -24,6 +25,9 @@ pub struct Variants {
     total_weight: u32,
     fallback: Option<String>,
     allow_choice: bool,
+    /// Keys the assignment hash (`CHATBOT_HASH_KEY`), so a client cannot compute which
+    /// conversation ids land on which variant. Unset: the pinned unkeyed hash ([`bucket`]).
+    key: Option<HashKey>,
 }
 
 impl Variants {
@@ -38,6 +42,7 @@ impl Variants {
             total_weight: 1,
             fallback: None,
             allow_choice: false,
+            key: None,
         }
     }
 
@@ -47,6 +52,7 @@ impl Variants {
         default_model: &str,
         fallback: Option<&str>,
         allow_choice: bool,
+        key: Option<HashKey>,
         prices: &PriceTable,
     ) -> Result<Self, String> {
         let mut set = match spec.map(str::trim).filter(|s| !s.is_empty()) {
@@ -67,6 +73,7 @@ impl Variants {
                     total_weight,
                     fallback: None,
                     allow_choice: false,
+                    key: None,
                 }
             }
         };
@@ -79,6 +86,7 @@ impl Variants {
             set.fallback = Some(f.to_owned());
         }
         set.allow_choice = allow_choice;
+        set.key = key;
         Ok(set)
     }
 
@@ -88,6 +96,14 @@ impl Variants {
 
     pub fn fallback(&self) -> Option<&str> {
         self.fallback.as_deref()
+    }
+
+    /// Every model this deployment may call: the variants' and the fallback.
+    pub fn model_ids(&self) -> impl Iterator<Item = &str> {
+        self.list
+            .iter()
+            .map(|v| v.model_id.as_str())
+            .chain(self.fallback.as_deref())
     }
 
     /// The variant for a request: the one it asked for (only if operators allow choosing), else
@@ -110,9 +126,12 @@ impl Variants {
                 ))
             });
         }
-        let point = match conversation_id {
-            Some(id) => bucket(id, self.total_weight),
-            None => rand::random_range(0..self.total_weight),
+        let point = match (conversation_id, &self.key) {
+            (Some(id), Some(key)) => {
+                (key.number("variant", id.as_bytes()) % u64::from(self.total_weight)) as u32
+            }
+            (Some(id), None) => bucket(id, self.total_weight),
+            (None, _) => rand::random_range(0..self.total_weight),
         };
         Ok(self.pick(point))
     }
@@ -201,7 +220,7 @@ mod tests {
 
     #[test]
     fn weights_hold_over_ten_thousand_conversations() {
-        let v = Variants::from_config(Some(AB), "x", None, false, &prices()).unwrap();
+        let v = Variants::from_config(Some(AB), "x", None, false, None, &prices()).unwrap();
         let n = 10_000;
         let lite = (0..n)
             .filter(|i| v.assign(Some(&format!("conv-{i}")), None).unwrap().name == "lite")
@@ -225,7 +244,7 @@ mod tests {
 
     #[test]
     fn a_conversation_keeps_its_variant() {
-        let v = Variants::from_config(Some(AB), "x", None, false, &prices()).unwrap();
+        let v = Variants::from_config(Some(AB), "x", None, false, None, &prices()).unwrap();
         for i in 0..200 {
             let id = format!("c{i}");
             let first = v.assign(Some(&id), None).unwrap().name.clone();
@@ -247,7 +266,7 @@ mod tests {
 
     #[test]
     fn requests_without_a_conversation_are_spread_at_random() {
-        let v = Variants::from_config(Some(AB), "x", None, false, &prices()).unwrap();
+        let v = Variants::from_config(Some(AB), "x", None, false, None, &prices()).unwrap();
         let lite = (0..10_000)
             .filter(|_| v.assign(None, None).unwrap().name == "lite")
             .count();
@@ -257,7 +276,7 @@ mod tests {
     #[test]
     fn configuration_errors_are_clear() {
         let err = |spec: &str| {
-            Variants::from_config(Some(spec), "x", None, false, &prices()).unwrap_err()
+            Variants::from_config(Some(spec), "x", None, false, None, &prices()).unwrap_err()
         };
         assert!(err("a=us.amazon.nova-micro-v1:0:0").contains("1 to 10000"));
         assert!(err("a=us.amazon.nova-micro-v1:0:x").contains("whole number"));
@@ -269,13 +288,13 @@ mod tests {
         );
         assert!(err("a=acme.unknown-v1:0:5").contains("no price for acme.unknown-v1:0"));
         assert!(err("bad name=us.amazon.nova-micro-v1:0:5").contains("name must be"));
-        let e = Variants::from_config(None, "x", Some("acme.nope"), false, &prices()).unwrap_err();
+        let e = Variants::from_config(None, "x", Some("acme.nope"), false, None, &prices()).unwrap_err();
         assert!(e.contains("CHATBOT_FALLBACK_MODEL_ID"));
     }
 
     #[test]
     fn unset_means_one_default_variant() {
-        let v = Variants::from_config(None, "us.amazon.nova-micro-v1:0", None, false, &prices())
+        let v = Variants::from_config(None, "us.amazon.nova-micro-v1:0", None, false, None, &prices())
             .unwrap();
         assert_eq!(v.list().len(), 1);
         let a = v.assign(Some("anything"), None).unwrap();
@@ -287,11 +306,11 @@ mod tests {
 
     #[test]
     fn choosing_a_variant_needs_an_operator() {
-        let v = Variants::from_config(Some(AB), "x", None, false, &prices()).unwrap();
+        let v = Variants::from_config(Some(AB), "x", None, false, None, &prices()).unwrap();
         assert!(
             matches!(v.assign(None, Some("lite")), Err(ApiError::InvalidRequest(m)) if m.contains("not enabled"))
         );
-        let v = Variants::from_config(Some(AB), "x", None, true, &prices()).unwrap();
+        let v = Variants::from_config(Some(AB), "x", None, true, None, &prices()).unwrap();
         assert_eq!(v.assign(Some("c"), Some("lite")).unwrap().name, "lite");
         assert!(v.assign(None, Some("huge")).is_err());
     }

@@ -5,8 +5,10 @@ use axum::extract::{Extension, State};
 use serde::Serialize;
 
 use super::model_choice::{assign, with_fallback};
+use super::spend;
 use super::reply::{LatencyBody, UsageBody, cost_body};
 use crate::app::AppState;
+use crate::budget::ClientId;
 use crate::error::ApiError;
 use crate::pricing::CostBreakdown;
 use crate::request::ChatRequestBody;
@@ -32,15 +34,21 @@ pub struct ChatResponse {
 pub async fn chat(
     State(state): State<AppState>,
     Extension(Ctx(ctx)): Extension<Ctx>,
+    client: ClientId,
     body: ChatRequestBody,
 ) -> Result<Json<ChatResponse>, ApiError> {
     let req = validate(body, &state.limits())?;
     let variant = assign(&state, &ctx, &req)?;
+    let reservation = spend::reserve(&state, &ctx, &client, &req, variant).await?;
     let (model, req_ref) = (state.model(), &req);
-    let (completion, model_id) = with_fallback(&state, &variant.model_id, |id| async move {
+    let answered = with_fallback(&state, &variant.model_id, |id| async move {
         model.converse(&id, req_ref).await
     })
-    .await?;
+    .await;
+    if let Some(r) = reservation {
+        r.settle(&ctx, spend::settlement(&ctx)).await;
+    }
+    let (completion, model_id) = answered?;
     record_content(req.last_user_text(), &completion.text);
     let cost = ctx.settle_cost();
     Ok(Json(ChatResponse {

@@ -2,8 +2,8 @@
 //! reply; errors are `ApiError`s, turned into responses in one place (`crate::error`).
 //!
 //! - [`chat`] (`POST /api/chat`) and [`stream`] (`POST /api/chat/stream`) share
-//!   [`model_choice`] (which variant and model answer, with the fallback) and [`reply`] (the
-//!   usage, cost and latency bodies);
+//!   [`model_choice`] (which variant and model answer, with the fallback), [`spend`] (the
+//!   budget check around the model call) and [`reply`] (the usage, cost and latency bodies);
 //! - [`health`] (`GET /api/health`), [`unmatched`] (404 / 405), [`diagnostic`] (a panic on
 //!   purpose, off by default).
 
@@ -12,5 +12,6 @@ pub mod diagnostic;
 pub mod health;
 pub mod model_choice;
 pub mod reply;
+pub mod spend;
 pub mod stream;
 pub mod unmatched;

@@ -16,8 +16,10 @@ use futures_util::stream::{self, Stream};
 use serde::Serialize;
 
 use super::model_choice::{assign, with_fallback};
+use super::spend;
 use super::reply::{LatencyBody, UsageBody, cost_body};
 use crate::app::AppState;
+use crate::budget::{ClientId, Reservation};
 use crate::error::ApiError;
 use crate::model::{ReplyEvent, ReplyStream};
 use crate::pricing::CostBreakdown;
@@ -54,16 +56,27 @@ struct Done {
 pub async fn chat_stream(
     State(state): State<AppState>,
     Extension(Ctx(ctx)): Extension<Ctx>,
+    client: ClientId,
     body: ChatRequestBody,
 ) -> Result<Response, ApiError> {
     let req = validate(body, &state.limits())?;
     let variant = assign(&state, &ctx, &req)?;
+    let reservation = spend::reserve(&state, &ctx, &client, &req, variant).await?;
     let (model, req_ref) = (state.model(), &req);
     // Fallback is possible only until the stream has opened: after that, text has been sent.
-    let (reply, model_id) = with_fallback(&state, &variant.model_id, |id| async move {
+    let opened = with_fallback(&state, &variant.model_id, |id| async move {
         model.converse_stream(&id, req_ref).await
     })
-    .await?;
+    .await;
+    let (reply, model_id) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            if let Some(r) = reservation {
+                r.settle(&ctx, spend::settlement(&ctx)).await;
+            }
+            return Err(e.into());
+        }
+    };
     let meta = json_event(
         "meta",
         &Meta {
@@ -74,7 +87,7 @@ pub async fn chat_stream(
         },
     );
     let prompt = ctx.log_content().map(|_| req.last_user_text().to_owned());
-    let events = events(meta, reply, ctx, prompt);
+    let events = events(meta, reply, ctx, prompt, reservation);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
         .into_response())
@@ -97,6 +110,8 @@ enum Phase {
 struct Progress {
     phase: Phase,
     ctx: Arc<RequestCtx>,
+    /// Settled when the reply ends or fails; dropped with the stream if the client leaves.
+    reservation: Option<Reservation>,
     /// Kept only when content logging is on.
     prompt: Option<String>,
     text: String,
@@ -107,10 +122,12 @@ fn events(
     reply: ReplyStream,
     ctx: Arc<RequestCtx>,
     prompt: Option<String>,
+    reservation: Option<Reservation>,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send {
     let start = Progress {
         phase: Phase::Meta(meta, reply),
         ctx,
+        reservation,
         prompt,
         text: String::new(),
     };
@@ -137,6 +154,9 @@ fn events(
                             record_content(p, &st.text);
                         }
                         let cost = st.ctx.settle_cost();
+                        if let Some(r) = st.reservation.take() {
+                            r.settle(&st.ctx, spend::settlement(&st.ctx)).await;
+                        }
                         json_event(
                             "done",
                             &Done {
@@ -149,6 +169,9 @@ fn events(
                     }
                     Err(e) => {
                         drop(reply);
+                        if let Some(r) = st.reservation.take() {
+                            r.settle(&st.ctx, spend::settlement(&st.ctx)).await;
+                        }
                         let err = ApiError::from(e);
                         st.ctx.record().error_code = Some(err.code());
                         json_event("error", &err.body(&st.ctx.request_id))

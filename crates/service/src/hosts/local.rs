@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::IntoResponse;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -86,9 +86,9 @@ pub async fn serve_until(
     let (stopping, stop_waiting) = tokio::sync::watch::channel(false);
     let mut stop = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -115,6 +115,11 @@ pub async fn serve_until(
             if !first_byte {
                 return;
             }
+            // The peer address, as `ConnectInfo`: the client's identity for its budget.
+            let router = router.map_request(move |mut req: Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                req
+            });
             let service = TowerToHyperService::new(router);
             let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             let _ = watcher.watch(connection.into_owned()).await;

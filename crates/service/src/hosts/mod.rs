@@ -7,10 +7,13 @@ pub mod local;
 
 use std::sync::Arc;
 
-use crate::app::AppState;
+use crate::app::{AppState, Parts};
+use crate::budget::Budgets;
 use crate::config::ServiceConfig;
 use crate::model::{ModelClient, client};
 use crate::pricing::PriceTable;
+use crate::secrets::HashKey;
+use crate::store::{DynamoStore, MemoryStore, Store, dynamo};
 use crate::telemetry::{EmfSink, Telemetry};
 use crate::variants::Variants;
 
@@ -37,18 +40,54 @@ pub async fn start(
         Some(path) => PriceTable::from_file(path).map_err(|e| e.to_string())?,
         None => PriceTable::builtin(),
     };
-    let (sdk, region) = match &endpoint {
-        ModelEndpoint::Local(url) => client::local(&config, url),
-        ModelEndpoint::Bedrock => client::bedrock(&config).await,
+    let hash_key = config.hash_key.as_ref().map(HashKey::new);
+    // The AWS configuration is resolved once, and only when something needs it.
+    let needs_aws = endpoint == ModelEndpoint::Bedrock || config.state_table.is_some();
+    let shared = match needs_aws {
+        true => Some(client::shared_config(&config).await),
+        false => None,
+    };
+    let (sdk, region) = match (&endpoint, &shared) {
+        (ModelEndpoint::Local(url), _) => client::local(&config, url),
+        (ModelEndpoint::Bedrock, Some(shared)) => client::bedrock(shared),
+        (ModelEndpoint::Bedrock, None) => unreachable!("loaded above"),
     };
     let variants = Variants::from_config(
         config.model_variants.as_deref(),
         &config.model_id,
         config.fallback_model_id.as_deref(),
         config.allow_variant_choice,
+        hash_key.clone(),
         &pricing,
     )?;
+    let store = match (&config.state_table, &shared) {
+        (Some(table), Some(shared)) => Store::Dynamo(DynamoStore::new(
+            dynamo::client(shared, config.store_timeout()),
+            table.clone(),
+        )),
+        _ => Store::Memory(MemoryStore::new()),
+    };
+    let budgets = Budgets::new(
+        store,
+        config.daily_budget()?,
+        config.client_daily_budget()?,
+        config.budget_fail_open,
+    );
+    if budgets.enabled()
+        && let Some(id) = variants.model_ids().find(|id| pricing.model(id).is_none())
+    {
+        return Err(format!(
+            "budgets need a price for every model a request may reach; none for {id}: add it with CHATBOT_PRICING_FILE"
+        ));
+    }
     let telemetry = Arc::new(Telemetry::new(&config, Arc::new(pricing), emf));
     let model = ModelClient::new(sdk, region, &config);
-    Ok(AppState::new(config, model, variants, telemetry))
+    Ok(AppState::new(Parts {
+        config,
+        model,
+        variants,
+        budgets,
+        hash_key: hash_key.unwrap_or_else(HashKey::random),
+        telemetry,
+    }))
 }

@@ -27,22 +27,27 @@ fn timeouts(config: &ServiceConfig) -> TimeoutConfig {
         .build()
 }
 
-/// Real Bedrock: region, credentials and endpoint from the standard AWS configuration — so
-/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` redirects it (tests point the Lambda binary at the offline
-/// model that way).
-pub async fn bedrock(config: &ServiceConfig) -> (Client, String) {
+/// The standard AWS configuration (region, credentials, endpoints from the environment and
+/// profile), loaded once at start-up for every AWS client the service makes.
+pub async fn shared_config(config: &ServiceConfig) -> aws_config::SdkConfig {
     let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
-    let shared = aws_config::defaults(BehaviorVersion::latest())
+    aws_config::defaults(BehaviorVersion::latest())
         .region(region)
         .retry_config(retry(config))
         .timeout_config(timeouts(config))
         .load()
-        .await;
+        .await
+}
+
+/// Real Bedrock: region, credentials and endpoint from the standard AWS configuration — so
+/// `AWS_ENDPOINT_URL_BEDROCK_RUNTIME` redirects it (tests point the Lambda binary at the offline
+/// model that way).
+pub fn bedrock(shared: &aws_config::SdkConfig) -> (Client, String) {
     let region = shared
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| DEFAULT_REGION.to_owned());
-    (Client::new(&shared), region)
+    (Client::new(shared), region)
 }
 
 /// A Bedrock-compatible endpoint on this machine (the offline model): fixed region and dummy

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rust_decimal::Decimal;
 
+use crate::budget::BudgetScope;
 use crate::error::ErrorCode;
 use crate::model::Usage;
 use crate::pricing::{Arch, CostBreakdown};
@@ -32,6 +33,8 @@ pub struct RequestCtx {
     pub route: String,
     /// Came through API Gateway (billed per request), not a Function URL or the local server.
     pub via_api_gateway: bool,
+    /// When the Lambda invocation must have answered (`Lambda-Runtime-Deadline-Ms`).
+    pub lambda_deadline: Option<SystemTime>,
     pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) metrics: RequestMetrics,
     /// Taken (and so closed) by `finish`, so the segment is exported before the reply completes.
@@ -64,6 +67,15 @@ pub struct Record {
     pub cost_unknown: bool,
     pub prompt_text: Option<String>,
     pub reply_text: Option<String>,
+    /// The worst case reserved on the daily budgets, and what it settled to.
+    pub budget_reserved_usd: Option<Decimal>,
+    pub budget_settled_usd: Option<Decimal>,
+    /// The budget that refused the request.
+    pub budget_rejected: Option<BudgetScope>,
+    /// The store could not be asked and the request was served unbudgeted.
+    pub budget_failed_open: bool,
+    /// State-store calls that failed after their retries.
+    pub store_errors: u32,
 }
 
 impl RequestCtx {
@@ -76,6 +88,7 @@ impl RequestCtx {
         method: String,
         route: String,
         via_api_gateway: bool,
+        lambda_deadline: Option<SystemTime>,
         span: tracing::Span,
     ) -> Self {
         RequestCtx {
@@ -87,6 +100,7 @@ impl RequestCtx {
             method,
             route,
             via_api_gateway,
+            lambda_deadline,
             telemetry,
             metrics: RequestMetrics::default(),
             span: Mutex::new(Some(span)),
@@ -130,6 +144,12 @@ impl RequestCtx {
 
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Time left until the Lambda invocation's deadline, when there is one.
+    pub fn lambda_time_left(&self) -> Option<Duration> {
+        self.lambda_deadline
+            .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
     }
 
     pub fn log_content(&self) -> Option<usize> {

@@ -82,6 +82,12 @@ fn record_metrics(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown, latency_ms
     if r.cost_unknown {
         counter!(m::COST_UNKNOWN).increment(1);
     }
+    if r.budget_rejected.is_some() {
+        counter!(m::BUDGET_REJECTIONS).increment(1);
+    }
+    if r.store_errors > 0 {
+        counter!(m::STORE_ERRORS).increment(r.store_errors as u64);
+    }
 }
 
 /// The status the request amounts to: an error that struck after a streamed 200 began counts
@@ -125,6 +131,11 @@ macro_rules! summary {
             conversationId = $r.conversation_id.as_deref(),
             streaming = $r.streaming,
             clientAborted = $r.client_aborted,
+            budgetReservedUsd = usd($r.budget_reserved_usd),
+            budgetSettledUsd = usd($r.budget_settled_usd),
+            budgetRejected = $r.budget_rejected.map(|s| s.as_str()),
+            budgetFailedOpen = $r.budget_failed_open.then_some(true),
+            storeErrors = ($r.store_errors > 0).then_some($r.store_errors),
             prompt = $r.prompt_text.as_deref(),
             reply = $r.reply_text.as_deref(),
             "request completed"
@@ -157,6 +168,17 @@ fn write_emf(ctx: &RequestCtx, r: &Record) {
         props.insert("errorCode".into(), json!(code));
     }
     props.insert("route".into(), json!(ctx.route));
+    if let Some(scope) = r.budget_rejected {
+        props.insert("budgetRejected".into(), json!(scope.as_str()));
+    }
+    for (key, value) in [
+        ("budgetReservedUsd", r.budget_reserved_usd),
+        ("budgetSettledUsd", r.budget_settled_usd),
+    ] {
+        if let Some(v) = usd(value) {
+            props.insert(key.into(), json!(v));
+        }
+    }
     let dims = [
         (DIM_SERVICE, Some(ctx.telemetry.service.as_str())),
         (DIM_MODEL, r.model_id.as_deref()),
@@ -192,6 +214,8 @@ fn close_span(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown) {
         ("metadata.cost.computeUsd", cost.compute_usd),
         ("metadata.cost.apiUsd", cost.api_usd),
         ("metadata.cost.totalUsd", cost.total_usd),
+        ("metadata.budget.reservedUsd", r.budget_reserved_usd),
+        ("metadata.budget.settledUsd", r.budget_settled_usd),
     ] {
         if let Some(v) = usd(value) {
             span.set_attribute(key, v);
@@ -199,6 +223,9 @@ fn close_span(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown) {
     }
     if r.client_aborted {
         span.set_attribute("metadata.client_aborted", true);
+    }
+    if let Some(scope) = r.budget_rejected {
+        span.set_attribute("metadata.budget.rejected", scope.as_str());
     }
     drop(span);
 }

@@ -141,6 +141,7 @@ fn start<B>(telemetry: &Arc<Telemetry>, req: &Request<B>) -> RequestCtx {
         method,
         route,
         via_api_gateway(req),
+        lambda.map(lambda_runtime::Context::deadline),
         span,
     )
 }

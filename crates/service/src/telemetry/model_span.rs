@@ -151,7 +151,10 @@ impl ModelCallSpan {
             .last_status()
             .filter(|s| *s >= 400)
             .or_else(|| equivalent_status(e));
-        self.fail_with(stats, e, status, false);
+        // A call that timed out or failed inside the model may have been generating (and
+        // billing) when it ended; throttled, rejected and unavailable calls never ran.
+        let may_have_billed = matches!(e, ModelError::Timeout | ModelError::Failed { .. });
+        self.fail_with(stats, e, status, may_have_billed);
     }
 
     /// An exception inside an open stream: HTTP said 200, the error's own status tells X-Ray.

@@ -1,0 +1,63 @@
+//! The budget check around a model call: reserve the request's worst case before the model is
+//! called, settle to its cost after (see [`crate::budget`]).
+
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::app::AppState;
+use crate::budget::worst_case::WorstCase;
+use crate::budget::{ClientId, Reservation};
+use crate::error::ApiError;
+use crate::telemetry::context::RequestCtx;
+use crate::validation::ChatRequest;
+use crate::variants::Variant;
+
+/// Margin for answering and writing telemetry after the model deadline, when a Lambda request's
+/// own deadline is unknown.
+const ANSWER_MARGIN: Duration = Duration::from_secs(5);
+
+/// Reserve the worst case of `req` on the budgets that apply (none set: nothing happens).
+pub async fn reserve(
+    state: &AppState,
+    ctx: &RequestCtx,
+    client: &ClientId,
+    req: &ChatRequest,
+    variant: &Variant,
+) -> Result<Option<Reservation>, ApiError> {
+    if !state.budgets().enabled() {
+        return Ok(None);
+    }
+    let config = state.config();
+    let models: Vec<&str> = std::iter::once(variant.model_id.as_str())
+        .chain(state.variants().fallback())
+        .collect();
+    let lambda = config.lambda_memory_mb.map(|mb| {
+        let left = ctx
+            .lambda_time_left()
+            .unwrap_or(config.model_timeout() + ANSWER_MARGIN);
+        (mb, left)
+    });
+    let worst = WorstCase {
+        prices: &ctx.telemetry.pricing,
+        models: &models,
+        system_prompt: &config.system_prompt,
+        max_tokens: config.max_tokens,
+        lambda,
+        via_api_gateway: ctx.via_api_gateway,
+    };
+    // Start-up refuses budgets with an unpriced model, so this is always known.
+    let amount = worst.cost(req).ok_or(ApiError::Internal)?;
+    state.budgets().reserve(ctx, client, amount).await
+}
+
+/// The figure a reservation settles to: the request's cost, or `None` (the whole reservation
+/// stays spent) when Bedrock may have billed tokens that were never reported.
+pub fn settlement(ctx: &RequestCtx) -> Option<Decimal> {
+    let cost = ctx.settle_cost();
+    if ctx.record().usage_unknown {
+        None
+    } else {
+        cost.total_usd
+    }
+}

@@ -1,0 +1,100 @@
+//! Who a client is, for its budget: the caller's address as the platform reports it — never a
+//! header a client can set on a direct call — kept only as a keyed hash.
+//!
+//! - Behind CloudFront (the deployment: `CHATBOT_ORIGIN_SECRETS` set, so every request that
+//!   reaches a handler came through CloudFront) the address is CloudFront's
+//!   `CloudFront-Viewer-Address` (`IP:port`), which CloudFront writes itself.
+//! - Otherwise API Gateway's or the Function URL's `requestContext` source IP, or, on the local
+//!   server, the TCP peer.
+//!
+//! The address is hashed with `CHATBOT_HASH_KEY` (HMAC-SHA256) and only the hash is kept and
+//! used as a key: the store never holds an address.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// The hash of a client's address (or `unknown`, one shared budget for requests whose address
+/// the platform did not give).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientId(String);
+
+impl ClientId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+pub const VIEWER_ADDRESS_HEADER: &str = "cloudfront-viewer-address";
+
+/// `CloudFront-Viewer-Address`: `198.51.100.10:46532`, or for IPv6 the address unbracketed
+/// before the last `:` (`2001:db8::1:46532`).
+pub fn parse_viewer_address(value: &str) -> Option<IpAddr> {
+    let (ip, port) = value.trim().rsplit_once(':')?;
+    port.parse::<u16>().ok()?;
+    ip.trim_matches(|c| c == '[' || c == ']').parse().ok()
+}
+
+/// The address the platform reports for this request.
+pub fn client_address(parts: &Parts, behind_cloudfront: bool) -> Option<IpAddr> {
+    if behind_cloudfront {
+        // CloudFront sets this header; the origin secret proved the request came through it.
+        return parts
+            .headers
+            .get_all(VIEWER_ADDRESS_HEADER)
+            .iter()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_viewer_address);
+    }
+    use lambda_http::request::RequestContext;
+    match parts.extensions.get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(c)) => {
+            return c.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+        }
+        Some(RequestContext::ApiGatewayV1(c)) => {
+            return c.identity.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+        }
+        _ => {}
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+impl FromRequestParts<AppState> for ClientId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let behind_cloudfront = !state.config().origin_secrets.is_empty();
+        let id = match client_address(parts, behind_cloudfront) {
+            Some(ip) => hex::encode(&state.hash_key().digest("client", ip.to_string().as_bytes())[..16]),
+            None => "unknown".to_owned(),
+        };
+        Ok(ClientId(id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_addresses_parse() {
+        assert_eq!(
+            parse_viewer_address("198.51.100.10:46532"),
+            Some("198.51.100.10".parse().unwrap())
+        );
+        assert_eq!(
+            parse_viewer_address("2001:db8::1:46532"),
+            Some("2001:db8::1".parse().unwrap())
+        );
+        assert_eq!(parse_viewer_address("198.51.100.10"), None);
+        assert_eq!(parse_viewer_address("nonsense:80"), None);
+    }
+}

@@ -1,0 +1,142 @@
+//! The most a request can cost, known before the model is called: what a budget reserves.
+//!
+//! - **Input tokens**: at most one per UTF-8 byte of the system prompt and the messages (a
+//!   byte-level BPE tokenizer never makes more tokens than bytes; the offline model counts
+//!   words, fewer still), plus [`TOKENS_PER_MESSAGE`] for each message's role and framing.
+//! - **Output tokens**: `maxTokens`.
+//! - **Prices**: the dearest input and the dearest output price among the models the request
+//!   may reach (its variant's and the fallback).
+//! - **Lambda compute**: the function's memory for the time left until the invocation's
+//!   deadline; **API Gateway**: its per-request price when the request came through it.
+//!
+//! Every term is an upper bound, so the actual cost never exceeds the sum.
+
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+
+use crate::model::Usage;
+use crate::pricing::{Arch, ModelPrice, PriceTable};
+use crate::validation::ChatRequest;
+
+/// Role markers and message framing a model adds per message (Nova's and Claude's chat formats
+/// use a handful; 16 leaves room).
+pub const TOKENS_PER_MESSAGE: u64 = 16;
+
+/// The reservation for one request.
+pub struct WorstCase<'a> {
+    pub prices: &'a PriceTable,
+    /// Every model id the request may reach.
+    pub models: &'a [&'a str],
+    pub system_prompt: &'a str,
+    pub max_tokens: i32,
+    /// Lambda memory (MB) and the longest the invocation can still run, when in Lambda.
+    pub lambda: Option<(u32, Duration)>,
+    pub via_api_gateway: bool,
+}
+
+impl WorstCase<'_> {
+    pub fn input_tokens(&self, req: &ChatRequest) -> u64 {
+        let bytes: usize = self.system_prompt.len()
+            + req.messages.iter().map(|m| m.content.len()).sum::<usize>();
+        bytes as u64 + TOKENS_PER_MESSAGE * (req.messages.len() as u64 + 1)
+    }
+
+    /// `None` when a reachable model has no price (start-up refuses such a configuration when
+    /// budgets are on).
+    pub fn cost(&self, req: &ChatRequest) -> Option<Decimal> {
+        let mut dearest = ModelPrice {
+            input_per1k: Decimal::ZERO,
+            output_per1k: Decimal::ZERO,
+        };
+        for id in self.models {
+            let p = self.prices.model(id)?;
+            dearest.input_per1k = dearest.input_per1k.max(p.input_per1k);
+            dearest.output_per1k = dearest.output_per1k.max(p.output_per1k);
+        }
+        let usage = Usage {
+            input_tokens: self.input_tokens(req),
+            output_tokens: self.max_tokens.max(0) as u64,
+        };
+        let compute = self.lambda.map_or(Decimal::ZERO, |(mb, left)| {
+            let ms = left.as_micros().div_ceil(1000) as u64;
+            self.prices.lambda_invocation(Arch::current(), mb, ms)
+        });
+        let api = if self.via_api_gateway {
+            self.prices.http_api_per_request
+        } else {
+            Decimal::ZERO
+        };
+        Some(dearest.cost(usage) + compute + api)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::Role;
+    use crate::validation::Message;
+    use std::str::FromStr;
+
+    fn req(texts: &[&str]) -> ChatRequest {
+        ChatRequest {
+            messages: texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Message {
+                    role: if i % 2 == 0 { Role::User } else { Role::Assistant },
+                    content: t.to_string(),
+                })
+                .collect(),
+            conversation_id: None,
+            variant: None,
+        }
+    }
+
+    #[test]
+    fn the_dearest_reachable_model_and_every_byte_count() {
+        let prices = PriceTable::builtin();
+        let w = WorstCase {
+            prices: &prices,
+            models: &["us.amazon.nova-micro-v1:0", "us.amazon.nova-lite-v1:0"],
+            system_prompt: "sys",
+            max_tokens: 100,
+            lambda: None,
+            via_api_gateway: false,
+        };
+        // "héllo" is 6 bytes: 3 + 6 bytes + 16 × 2 framing = 41 input tokens.
+        let r = req(&["héllo"]);
+        assert_eq!(w.input_tokens(&r), 41);
+        // At Nova Lite's prices (the dearer): 41 × 0.00006 / 1000 + 100 × 0.00024 / 1000.
+        assert_eq!(w.cost(&r), Some(Decimal::from_str("0.00002646").unwrap()));
+        let unknown = WorstCase {
+            models: &["acme.unknown"],
+            ..w
+        };
+        assert_eq!(unknown.cost(&r), None);
+    }
+
+    #[test]
+    fn compute_and_api_are_included_when_they_apply() {
+        let prices = PriceTable::builtin();
+        let base = WorstCase {
+            prices: &prices,
+            models: &["us.amazon.nova-micro-v1:0"],
+            system_prompt: "",
+            max_tokens: 1,
+            lambda: None,
+            via_api_gateway: false,
+        };
+        let r = req(&["x"]);
+        let model_only = base.cost(&r).unwrap();
+        let lambda = WorstCase {
+            lambda: Some((128, Duration::from_secs(10))),
+            via_api_gateway: true,
+            ..base
+        };
+        let expected = model_only
+            + prices.lambda_invocation(Arch::current(), 128, 10_000)
+            + prices.http_api_per_request;
+        assert_eq!(lambda.cost(&r), Some(expected));
+    }
+}

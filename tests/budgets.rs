@@ -1,0 +1,549 @@
+//! Daily budgets through the real binary (`chatbot`, the local server, on the offline model) and
+//! the real SDK: every test body runs against the in-process store and against DynamoDB (moto,
+//! serialised as DynamoDB serialises writes to an item; `tests/moto_rig/moto_serial.py`).
+//!
+//! Costs are read back from the responses and from the EMF documents and summary lines the
+//! process prints, and compared exactly (decimal).
+
+mod evidence;
+mod lambda_emulator;
+mod moto_rig;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+use std::str::FromStr;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::StreamExt;
+use lambda_emulator::child::ChildProcess;
+use moto_rig::moto::Moto;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+const TABLE: &str = "chatbot-state";
+const HASH_KEY: &str = "test-hash-key-0123456789";
+/// A short system prompt and reply cap, so the worst case is easy to state.
+const SYSTEM: &str = "Be brief.";
+const MAX_TOKENS: u64 = 200;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StoreKind {
+    Memory,
+    Dynamo,
+}
+
+fn dec(v: &Value) -> Decimal {
+    let text = v.to_string();
+    Decimal::from_str(&text)
+        .or_else(|_| Decimal::from_scientific(&text))
+        .unwrap_or_else(|e| panic!("not a decimal: {v} ({e})"))
+}
+
+/// The documented worst case of a one-message request on Nova Micro: one input token per byte
+/// of system prompt and message plus 16 per message (the system prompt counts as one), and
+/// `maxTokens` of output. No Lambda or API Gateway part on the local server.
+fn worst_case(message: &str) -> Decimal {
+    let input = (SYSTEM.len() + message.len()) as u64 + 16 * 2;
+    let per1k = Decimal::from(1000);
+    Decimal::from(input) * Decimal::from_str("0.000035").unwrap() / per1k
+        + Decimal::from(MAX_TOKENS) * Decimal::from_str("0.00014").unwrap() / per1k
+}
+
+struct Server {
+    child: ChildProcess,
+    url: String,
+    moto: Option<Moto>,
+}
+
+fn base_env(kind: StoreKind, dynamo_endpoint: Option<&str>) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        ("CHATBOT_LISTEN", "127.0.0.1:0"),
+        ("CHATBOT_OFFLINE_TTFT_MS", "0"),
+        ("CHATBOT_OFFLINE_TOKENS_PER_SEC", "0"),
+        ("CHATBOT_SYSTEM_PROMPT", SYSTEM),
+        ("CHATBOT_MAX_TOKENS", "200"),
+        ("CHATBOT_ATTEMPT_TIMEOUT_MS", "1000"),
+        ("CHATBOT_MODEL_TIMEOUT_MS", "1500"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    if kind == StoreKind::Dynamo {
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_REGION", "us-east-1"),
+            ("CHATBOT_STATE_TABLE", TABLE),
+            ("CHATBOT_HASH_KEY", HASH_KEY),
+            (
+                "AWS_ENDPOINT_URL_DYNAMODB",
+                dynamo_endpoint.expect("an endpoint"),
+            ),
+        ] {
+            env.push((k.into(), v.into()));
+        }
+    }
+    env
+}
+
+impl Server {
+    /// The README's run command with `extra` settings, on a fresh store.
+    async fn start(kind: StoreKind, extra: &[(&str, &str)]) -> Server {
+        let moto = (kind == StoreKind::Dynamo).then(Moto::start_serialized);
+        let mut env = base_env(kind, moto.as_ref().map(|m| m.endpoint.as_str()));
+        if kind == StoreKind::Dynamo {
+            // The table, made by the command the README documents for this.
+            let out = Command::new(env!("CARGO_BIN_EXE_chatbot"))
+                .args(["create-table", "--table", TABLE])
+                .env_clear()
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output()
+                .expect("run chatbot create-table");
+            assert!(
+                out.status.success(),
+                "create-table: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self::spawn(env, moto).await
+    }
+
+    async fn spawn(env: Vec<(String, String)>, moto: Option<Moto>) -> Server {
+        let child = ChildProcess::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_chatbot")), &env)
+            .expect("spawn chatbot");
+        let line = child
+            .stderr()
+            .wait_for(
+                |l| l.text.contains("http://127.0.0.1:"),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap_or_else(|| {
+                panic!(
+                    "no URL printed; stderr: {:?}",
+                    child
+                        .stderr()
+                        .snapshot()
+                        .iter()
+                        .map(|l| l.text.clone())
+                        .collect::<Vec<_>>()
+                )
+            });
+        let url = line
+            .text
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .unwrap()
+            .to_owned();
+        Server { child, url, moto }
+    }
+
+    fn client(&self, source: u8) -> reqwest::Client {
+        reqwest::Client::builder()
+            .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, source)))
+            .build()
+            .unwrap()
+    }
+
+    /// The EMF documents of the chat requests printed so far.
+    fn chat_docs(&self) -> Vec<Value> {
+        self.child
+            .stdout()
+            .snapshot()
+            .into_iter()
+            .filter_map(|l| l.json)
+            .filter(|v| v.get("_aws").is_some() && v["route"] != "/api/health")
+            .collect()
+    }
+
+    async fn wait_chat_docs(&self, n: usize) -> Vec<Value> {
+        for _ in 0..500 {
+            let docs = self.chat_docs();
+            if docs.len() >= n {
+                for d in &docs {
+                    evidence::emf::validate(d).unwrap();
+                }
+                return docs;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("expected {n} EMF documents, got {}", self.chat_docs().len());
+    }
+
+    fn summary(&self, request_id: &str) -> Value {
+        self.child
+            .stdout()
+            .snapshot()
+            .into_iter()
+            .filter_map(|l| l.json)
+            .find(|v| v["message"] == "request completed" && v["requestId"] == request_id)
+            .unwrap_or_else(|| panic!("no summary line for {request_id}"))
+    }
+
+    /// The service counter of today, read from DynamoDB (the in-process store is not visible
+    /// from outside the process).
+    async fn service_counter(&self) -> Option<(Decimal, Decimal, Decimal)> {
+        let moto = self.moto.as_ref()?;
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "test",
+            ))
+            .endpoint_url(&moto.endpoint)
+            .build();
+        let client = aws_sdk_dynamodb::Client::from_conf(conf);
+        let day = time::OffsetDateTime::now_utc().date();
+        let pk = format!(
+            "budget#service#{:04}-{:02}-{:02}",
+            day.year(),
+            u8::from(day.month()),
+            day.day()
+        );
+        let item = client
+            .get_item()
+            .table_name(TABLE)
+            .key("PK", AttributeValue::S(pk))
+            .key("SK", AttributeValue::S("counter".into()))
+            .send()
+            .await
+            .unwrap()
+            .item?;
+        let n = |k: &str| Decimal::from_str(item[k].as_n().unwrap()).unwrap();
+        Some((n("committed"), n("reserved"), n("spent")))
+    }
+}
+
+struct Answer {
+    status: u16,
+    retry_after: Option<String>,
+    body: Value,
+}
+
+async fn chat(client: &reqwest::Client, url: &str, text: &str) -> Answer {
+    let res = client
+        .post(format!("{url}/api/chat"))
+        .json(&json!({"messages": [{"role": "user", "content": text}]}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    Answer {
+        status,
+        retry_after,
+        body: res.json().await.unwrap(),
+    }
+}
+
+/// A refusal: 429, `budget_exhausted`, which budget in words, no amount, and `Retry-After` =
+/// the seconds to the next UTC midnight.
+fn assert_refusal(a: &Answer, scope_words: &str) {
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert_eq!(a.body["error"]["code"], "budget_exhausted");
+    let message = a.body["error"]["message"].as_str().unwrap();
+    assert!(message.contains(scope_words), "{message}");
+    assert!(
+        !message.chars().any(|c| c.is_ascii_digit() || c == '$'),
+        "no amounts: {message}"
+    );
+    let retry: i64 = a.retry_after.as_deref().expect("Retry-After").parse().unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let midnight = (now.date() + time::Duration::days(1)).midnight().assume_utc();
+    let expected = (midnight - now).whole_seconds();
+    assert!((retry - expected).abs() <= 5, "Retry-After {retry}, expected ~{expected}");
+}
+
+macro_rules! both_stores {
+    ($body:ident: $memory:ident, $dynamo:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $memory() {
+            $body(StoreKind::Memory).await
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $dynamo() {
+            $body(StoreKind::Dynamo).await
+        }
+    };
+}
+
+both_stores!(parallel_requests_never_overrun_the_budget:
+    parallel_requests_never_overrun_the_budget_in_process,
+    parallel_requests_never_overrun_the_budget_on_dynamodb);
+
+/// 50 requests at once against a service budget of three worst cases: the costs of those served
+/// add up to no more than the budget; then, one at a time, a request is served exactly while
+/// what is left covers its worst case.
+async fn parallel_requests_never_overrun_the_budget(kind: StoreKind) {
+    let message = "hi";
+    let w = worst_case(message);
+    let budget = w * Decimal::from(3);
+    let server = Server::start(
+        kind,
+        &[("CHATBOT_DAILY_BUDGET_USD", &budget.to_string())],
+    )
+    .await;
+    let client = server.client(2);
+    let answers = futures_util::future::join_all(
+        (0..50).map(|_| chat(&client, &server.url, message)),
+    )
+    .await;
+    let served: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
+    let refused: Vec<&Answer> = answers.iter().filter(|a| a.status != 200).collect();
+    assert!(!served.is_empty() && !refused.is_empty(), "some of each");
+    for a in &refused {
+        assert_refusal(a, "this service has used up its daily budget");
+    }
+    let mut spent: Decimal = served.iter().map(|a| dec(&a.body["cost"]["totalUsd"])).sum();
+    assert!(spent <= budget, "served {spent} > budget {budget}");
+    eprintln!(
+        "{kind:?}: {} served, {} refused; spent {spent} of {budget}",
+        served.len(),
+        refused.len()
+    );
+
+    // The evidence says the same: one document per request, the reservation is the worst
+    // case, the settlement is the cost, refusals are counted.
+    let docs = server.wait_chat_docs(50).await;
+    for d in &docs {
+        if d["statusCode"] == 200 {
+            assert_eq!(dec(&d["budgetReservedUsd"]), w, "{d}");
+            assert_eq!(dec(&d["budgetSettledUsd"]), dec(&d["CostUSD"]), "{d}");
+            assert_eq!(d["BudgetRejections"], Value::Null, "{d}");
+        } else {
+            assert_eq!(d["budgetRejected"], "service", "{d}");
+            assert_eq!(d["BudgetRejections"], 1, "{d}");
+            assert_eq!(d["Errors"], 0, "a refusal is not an error: {d}");
+        }
+    }
+    let settled: Decimal = docs
+        .iter()
+        .filter(|d| d["statusCode"] == 200)
+        .map(|d| dec(&d["budgetSettledUsd"]))
+        .sum();
+    assert_eq!(settled, spent);
+
+    // One at a time: served while budget − spent ≥ worst case, refused from then on.
+    let mut refused_at = None;
+    for _ in 0..40 {
+        let room = budget - spent;
+        let a = chat(&client, &server.url, message).await;
+        if a.status == 200 {
+            assert!(room >= w, "served with {room} left < {w}");
+            spent += dec(&a.body["cost"]["totalUsd"]);
+        } else {
+            assert_refusal(&a, "this service");
+            assert!(room < w, "refused with {room} left ≥ {w}");
+            refused_at = Some(room);
+            break;
+        }
+    }
+    assert!(refused_at.is_some(), "the budget ran out");
+    if let Some((committed, reserved, stored_spent)) = server.service_counter().await {
+        assert_eq!(reserved, Decimal::ZERO);
+        assert_eq!(stored_spent, spent);
+        assert_eq!(committed, spent);
+    }
+}
+
+both_stores!(one_client_exhausted_while_another_is_served:
+    one_client_exhausted_while_another_is_served_in_process,
+    one_client_exhausted_while_another_is_served_on_dynamodb);
+
+/// A client budget of two worst cases: 127.0.0.2 is served until it is refused; 127.0.0.3 is
+/// served right after.
+async fn one_client_exhausted_while_another_is_served(kind: StoreKind) {
+    let message = "hello";
+    let w = worst_case(message);
+    let budget = w * Decimal::from(2);
+    let server = Server::start(
+        kind,
+        &[("CHATBOT_CLIENT_DAILY_BUDGET_USD", &budget.to_string())],
+    )
+    .await;
+    let first = server.client(2);
+    let mut served = 0;
+    let refusal = loop {
+        let a = chat(&first, &server.url, message).await;
+        if a.status != 200 {
+            break a;
+        }
+        served += 1;
+        assert!(served < 50, "never refused");
+    };
+    assert!(served >= 2, "served {served}");
+    assert_refusal(&refusal, "you have used up your daily budget");
+    let id = refusal.body["error"]["requestId"].as_str().unwrap().to_owned();
+    let summary = server.summary(&id);
+    assert_eq!(summary["budgetRejected"], "client");
+    assert!(
+        !summary.to_string().contains("127.0.0.2"),
+        "no address in the logs: {summary}"
+    );
+
+    let second = server.client(3);
+    let a = chat(&second, &server.url, message).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    // Still refused for the first.
+    assert_eq!(chat(&first, &server.url, message).await.status, 429);
+}
+
+both_stores!(settlement_follows_what_bedrock_may_have_billed:
+    settlement_follows_what_bedrock_may_have_billed_in_process,
+    settlement_follows_what_bedrock_may_have_billed_on_dynamodb);
+
+/// Success settles to the cost; a model error, a timeout and a client abort keep their whole
+/// reservation (tokens may have been billed but were never reported), never zero; a throttled
+/// call (Bedrock bills nothing) settles to its cost.
+async fn settlement_follows_what_bedrock_may_have_billed(kind: StoreKind) {
+    let server = Server::start(kind, &[("CHATBOT_DAILY_BUDGET_USD", "1")]).await;
+    let client = server.client(2);
+    let cases = [
+        ("ok", "a question", 200),
+        ("model error", "x #fault=model-error", 502),
+        ("timeout", "x #fault=hang", 504),
+        ("throttled", "x #fault=throttle", 429),
+    ];
+    let mut total = Decimal::ZERO;
+    for (label, text, status) in cases {
+        let a = chat(&client, &server.url, text).await;
+        assert_eq!(a.status, status, "{label}: {}", a.body);
+        let id = a.body["requestId"]
+            .as_str()
+            .or(a.body["error"]["requestId"].as_str())
+            .unwrap()
+            .to_owned();
+        let s = server.summary(&id);
+        let reserved = dec(&s["budgetReservedUsd"]);
+        let settled = dec(&s["budgetSettledUsd"]);
+        assert_eq!(reserved, worst_case(text), "{label}: {s}");
+        match label {
+            "ok" => assert_eq!(settled, dec(&a.body["cost"]["totalUsd"]), "{s}"),
+            "throttled" => assert_eq!(settled, Decimal::ZERO, "{s}"),
+            _ => assert_eq!(settled, reserved, "{label}: unknown cost keeps the reservation: {s}"),
+        }
+        total += settled;
+    }
+
+    // A streamed reply the client abandons after the first words.
+    let text = "tell me slowly #fault=slow";
+    let res = client
+        .post(format!("{}/api/chat/stream", server.url))
+        .json(&json!({"messages": [{"role": "user", "content": text}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let mut body = res.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("event: delta") {
+        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+    }
+    drop(body);
+    let summary = loop {
+        let found = server
+            .child
+            .stdout()
+            .snapshot()
+            .into_iter()
+            .filter_map(|l| l.json)
+            .find(|v| v["message"] == "request completed" && v["requestId"] == id.as_str());
+        if let Some(s) = found {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(summary["clientAborted"], true, "{summary}");
+    let w = worst_case(text);
+    assert_eq!(dec(&summary["budgetSettledUsd"]), w, "{summary}");
+    total += w;
+
+    // In DynamoDB every reservation is settled (the abort's in the background): nothing stays
+    // reserved, and spent is what the summaries say.
+    if kind == StoreKind::Dynamo {
+        let mut last = None;
+        for _ in 0..100 {
+            last = server.service_counter().await;
+            if last.is_some_and(|(_, reserved, _)| reserved == Decimal::ZERO) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let (committed, reserved, spent) = last.expect("a counter");
+        assert_eq!(reserved, Decimal::ZERO);
+        assert_eq!(spent, total);
+        assert_eq!(committed, total);
+    }
+}
+
+/// The store cannot be reached (nothing listens at its endpoint): by default the request is
+/// refused with 503 `budget_unavailable`; with `CHATBOT_BUDGET_FAIL_OPEN=true` it is served
+/// unbudgeted. Both count a store error.
+#[tokio::test]
+async fn an_unreachable_store_fails_closed_or_open_as_configured() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    for fail_open in [false, true] {
+        let mut env = base_env(StoreKind::Dynamo, Some(&endpoint));
+        env.push(("CHATBOT_DAILY_BUDGET_USD".into(), "1".into()));
+        env.push(("CHATBOT_BUDGET_FAIL_OPEN".into(), fail_open.to_string()));
+        let server = Server::spawn(env, None).await;
+        let a = chat(&server.client(2), &server.url, "hi").await;
+        let docs = server.wait_chat_docs(1).await;
+        assert_eq!(docs[0]["StoreErrors"], 1, "{}", docs[0]);
+        let id = a.body["requestId"]
+            .as_str()
+            .or(a.body["error"]["requestId"].as_str())
+            .unwrap()
+            .to_owned();
+        let summary = server.summary(&id);
+        if fail_open {
+            assert_eq!(a.status, 200, "{}", a.body);
+            assert_eq!(summary["budgetFailedOpen"], true, "{summary}");
+        } else {
+            assert_eq!(a.status, 503, "{}", a.body);
+            assert_eq!(a.body["error"]["code"], "budget_unavailable");
+            assert_eq!(docs[0]["Errors"], 1, "fail-closed is the service's failure");
+        }
+    }
+}
+
+/// A budget of 0, a negative one, or not a number: neither binary starts, and the message
+/// names the variable.
+#[test]
+fn bad_budget_configuration_refuses_start_up() {
+    for (var, value) in [
+        ("CHATBOT_DAILY_BUDGET_USD", "0"),
+        ("CHATBOT_DAILY_BUDGET_USD", "-1"),
+        ("CHATBOT_DAILY_BUDGET_USD", "five"),
+        ("CHATBOT_CLIENT_DAILY_BUDGET_USD", "0.00"),
+    ] {
+        for (binary, lambda) in [
+            (env!("CARGO_BIN_EXE_chatbot"), false),
+            (env!("CARGO_BIN_EXE_bootstrap"), true),
+        ] {
+            let mut cmd = Command::new(binary);
+            cmd.env_clear()
+                .env("CHATBOT_LISTEN", "127.0.0.1:0")
+                .env("AWS_EC2_METADATA_DISABLED", "true")
+                .env(var, value);
+            if lambda {
+                // Start-up fails before the runtime API is ever called.
+                cmd.env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9");
+            }
+            let out = cmd.output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{binary} started with {var}={value}");
+            assert!(stderr.contains(var), "{binary}: {stderr}");
+        }
+    }
+}

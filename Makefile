@@ -4,6 +4,8 @@
 #   make package               offline: CloudFormation in .serverless/ (no AWS account), linted
 #   make deploy STAGE=prod     build + scripts/deploy.sh (stack, site, config.js, invalidation)
 #   make remove STAGE=prod     scripts/remove.sh
+#   make waf STAGE=prod        AWS WAF web ACL (scripts/waf-web-acl.yml) in us-east-1; prints the
+#                              ARN to deploy with: OSLS_ARGS='--param="wafWebAclArn=<ARN>"'
 # Extra osls arguments: make deploy OSLS_ARGS='--param="alarmEmail=me@example.com"'
 STAGE ?= dev
 REGION ?= us-east-2
@@ -12,8 +14,13 @@ OSLS_ARGS ?=
 ARTIFACT := target/lambda/bootstrap/bootstrap.zip
 AARCH64 := aarch64-unknown-linux-gnu
 OSLS := node_modules/.bin/osls
+# The web ACL: scope CLOUDFRONT exists only in us-east-1, whatever REGION the stage is in.
+WAF_REGION := us-east-1
+WAF_STACK ?= chatbot-$(STAGE)-waf
+WAF_RATE_LIMIT ?= 300
+WAF_WINDOW_SEC ?= 300
 
-.PHONY: build build-zig package deploy remove
+.PHONY: build build-zig package deploy remove waf
 
 build:
 	cargo lambda build --release --arm64 --output-format zip --bin bootstrap
@@ -39,3 +46,12 @@ deploy: $(BUILD) | $(OSLS)
 
 remove: | $(OSLS)
 	scripts/remove.sh --stage $(STAGE) --region $(REGION)
+
+waf:
+	aws cloudformation deploy --region $(WAF_REGION) --stack-name $(WAF_STACK) \
+	  --template-file scripts/waf-web-acl.yml --no-fail-on-empty-changeset \
+	  --parameter-overrides AclName=$(WAF_STACK) RateLimit=$(WAF_RATE_LIMIT) EvaluationWindowSec=$(WAF_WINDOW_SEC)
+	@arn=$$(aws cloudformation describe-stacks --region $(WAF_REGION) --stack-name $(WAF_STACK) \
+	  --query "Stacks[0].Outputs[?OutputKey=='WebAclArn'].OutputValue" --output text) && \
+	echo "$$arn" && \
+	echo "attach it: make deploy STAGE=$(STAGE) OSLS_ARGS='--param=\"wafWebAclArn=$$arn\"'" >&2

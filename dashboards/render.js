@@ -5,7 +5,9 @@
 // in at package time (a string that is only a placeholder of a number becomes that number, for
 // annotation values). What is known only at deploy time — `${AWS::Region}`,
 // `${AWS::AccountId}`, `${AWS::Partition}`, `${HttpApi}` — is left to Fn::Sub. Any other
-// placeholder fails the package, so a typo never reaches a deployed dashboard.
+// placeholder fails the package, so a typo never reaches a deployed dashboard. One value is
+// derived rather than configured: `BudgetAlarmUsd`, the daily budget at the alarm's percentage
+// (the daily-budget alarm's line on the spend widget).
 //
 // Hand-written (about 40 lines) because a DashboardBody must be one JSON string and
 // CloudFormation's Fn::ToJsonString needs a transform that `osls deploy` does not enable.
@@ -33,9 +35,22 @@ function fill(value, vars) {
   });
 }
 
+/** `vars` plus the values computed from them. */
+function derive(vars) {
+  const out = { ...vars };
+  if (Object.hasOwn(vars, 'DailyBudgetUsd') && Object.hasOwn(vars, 'BudgetAlarmPercent')) {
+    const usd = (Number(vars.DailyBudgetUsd) * Number(vars.BudgetAlarmPercent)) / 100;
+    if (!Number.isFinite(usd)) {
+      throw new Error('dashboards/render.js: DailyBudgetUsd and BudgetAlarmPercent must be numbers');
+    }
+    out.BudgetAlarmUsd = Math.round(usd * 1e6) / 1e6;
+  }
+  return out;
+}
+
 /** The dashboard body as Fn::Sub over the filled-in JSON text. */
 function render(template, vars) {
-  return { 'Fn::Sub': JSON.stringify(fill(template, vars)) };
+  return { 'Fn::Sub': JSON.stringify(fill(template, derive(vars))) };
 }
 
 module.exports = {

@@ -71,7 +71,6 @@ output() {
   aws cloudformation describe-stacks --region "$REGION" --stack-name "$stack" \
     --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
 }
-api=$(output ApiUrl)
 stream=$(output StreamUrl)
 site=$(output SiteUrl)
 bucket=$(output SiteBucketName)
@@ -82,7 +81,11 @@ log "uploading frontend/ to s3://$bucket"
 site_dir=$(mktemp -d)
 trap 'rm -rf "$site_dir"' EXIT
 cp -R frontend/. "$site_dir/"
-print_config "$api" "$stream" >"$site_dir/config.js"
+# Same origin: the distribution serves the page and routes /api/* (HTTP API) and
+# /api/chat/stream (Function URL). apiBaseUrl stays empty (relative /api/...). streamUrl is the
+# site's own URL, not empty: frontend/api.js adds the body hash (x-amz-content-sha256) that
+# the stream origin's OAC needs only when streamUrl is set.
+print_config "" "$stream" >"$site_dir/config.js"
 # Assets may be cached for minutes; the page and its config must be fetched fresh.
 aws s3 sync "$site_dir/" "s3://$bucket/" --region "$REGION" --delete \
   --exclude index.html --exclude config.js --cache-control "public, max-age=300"
@@ -98,7 +101,7 @@ aws cloudfront create-invalidation --distribution-id "$distribution" --paths "/*
 cat <<DONE
 Deployed chatbot stage $STAGE ($REGION)
   site:      $site   (CloudFront may take a few minutes on a first deploy)
-  API:       $api
-  stream:    $stream/api/chat/stream
+  API:       $site/api/chat, $site/api/health (CloudFront -> HTTP API)
+  stream:    $stream/api/chat/stream (CloudFront -> Function URL)
   dashboard: $dashboard
 DONE

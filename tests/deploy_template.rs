@@ -1,12 +1,15 @@
 //! The deploy template, offline: `serverless.yml` packaged by osls (pinned in package.json) with
 //! a real artifact made by `scripts/zip-bootstrap` from the compiled binary, linted by cfn-lint,
-//! and checked against the deploy issue's rules (tests/deploy/checks.rs): runtime and tracing,
-//! least-privilege IAM for exactly the configured models, alarms with SNS actions and runbook
-//! links that resolve, the streaming Function URL, the private bucket behind CloudFront OAC, and
-//! one source of truth for metric names (`chatbot_service::telemetry::catalog`). The second half feeds
-//! the checker broken copies of the template and shows each mistake is reported.
+//! and checked against the deploy issue's rules (tests/deploy/checks/): runtime and tracing,
+//! least-privilege IAM for exactly the configured models and exactly the state store's actions on
+//! its table, alarms with SNS actions and runbook links that resolve, the streaming Function URL,
+//! the private bucket behind CloudFront OAC, `/api/*` and the stream behind CloudFront with the
+//! origin secret, the state table equal to `chatbot_service::store::schema`, the budgets, reserved
+//! concurrency, the optional WAF web ACL, and one source of truth for metric names
+//! (`chatbot_service::telemetry::catalog`). The second half feeds the checker broken copies of the
+//! template and shows each mistake is reported.
 //!
-//! Needs `scripts/setup-test-deps` (osls, cfn-lint); no AWS account.
+//! Needs `scripts/setup-test-deps` (osls, cfn-lint, Node.js); no AWS account.
 
 mod deploy;
 
@@ -16,7 +19,9 @@ use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
+use chatbot_service::store::{IAM_ACTIONS, schema};
 use deploy::artifact::{self, Entry};
+
 use deploy::checks::{self, Expect};
 use deploy::markdown;
 use deploy::template::Template;
@@ -26,6 +31,7 @@ const REGION: &str = "us-east-2";
 const MICRO: &str = "us.amazon.nova-micro-v1:0";
 const LITE: &str = "us.amazon.nova-lite-v1:0";
 const HAIKU: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
+const WAF_ACL: &str = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/x/abc";
 
 struct Packaged {
     zip_entries: Vec<Entry>,
@@ -34,9 +40,11 @@ struct Packaged {
     default: Value,
     /// Stage `variants`: two weighted variants and a fallback model, as deploy parameters.
     variants: Value,
+    /// Stage `edge`: a WAF web ACL, and the origin secret rotated once (green active, generation 2).
+    edge: Value,
 }
 
-/// Zips the compiled binary with scripts/zip-bootstrap, then packages both stages in parallel
+/// Zips the compiled binary with scripts/zip-bootstrap, then packages the stages in parallel
 /// with that zip as the function code (once per test run; the scratch files go right after).
 fn packaged() -> &'static Packaged {
     static PACKAGED: OnceLock<Packaged> = OnceLock::new();
@@ -48,7 +56,8 @@ fn packaged() -> &'static Packaged {
         let zip_entries = artifact::entries(&zip).expect("read the zip");
         let variants_param = format!("modelVariants=micro={MICRO}:90,lite={LITE}:10");
         let fallback_param = format!("fallbackModelId={HAIKU}");
-        let (default, variants) = std::thread::scope(|s| {
+        let waf_param = format!("wafWebAclArn={WAF_ACL}");
+        let (default, variants, edge) = std::thread::scope(|s| {
             let a = s.spawn(|| tools::package("dev", REGION, &zip, &[]));
             let b = s.spawn(|| {
                 tools::package(
@@ -58,16 +67,29 @@ fn packaged() -> &'static Packaged {
                     &[&variants_param, &fallback_param],
                 )
             });
+            let c = s.spawn(|| {
+                tools::package(
+                    "edge",
+                    REGION,
+                    &zip,
+                    &[
+                        &waf_param,
+                        "originSecretActive=green",
+                        "originSecretGreenGeneration=2",
+                    ],
+                )
+            });
             let join = |h: std::thread::ScopedJoinHandle<'_, Value>| {
                 h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
             };
-            (join(a), join(b))
+            (join(a), join(b), join(c))
         });
         Packaged {
             zip_entries,
             binary_size: std::fs::metadata(binary).unwrap().len(),
             default,
             variants,
+            edge,
         }
     })
 }
@@ -117,6 +139,346 @@ fn packaged_template_lints_clean_and_passes_every_check() {
     }
     // No e-mail given: no subscription.
     assert_eq!(t.condition("HasAlarmEmail"), Some(false));
+    // No WAF unless asked for: the property is left out.
+    assert_eq!(t.condition("HasWafWebAcl"), Some(false));
+    assert_eq!(t.chosen(&distribution_config(&p.default)["WebACLId"]), None);
+}
+
+fn distribution_config(doc: &Value) -> &Value {
+    &doc["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]
+}
+
+fn origin<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    distribution_config(doc)["Origins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["Id"] == id)
+        .unwrap_or_else(|| panic!("no origin {id}"))
+}
+
+fn behavior<'a>(doc: &'a Value, path: &str) -> &'a Value {
+    distribution_config(doc)["CacheBehaviors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["PathPattern"] == path)
+        .unwrap_or_else(|| panic!("no behavior {path}"))
+}
+
+/// The x-origin-verify value an origin sends, as the stack would set it.
+fn origin_secret_sent(doc: &Value, origin_id: &str) -> String {
+    let header = &origin(doc, origin_id)["OriginCustomHeaders"][0];
+    assert_eq!(header["HeaderName"], "x-origin-verify");
+    template(doc).decide(&header["HeaderValue"]).unwrap()
+}
+
+#[test]
+fn state_table_is_the_store_schema_and_iam_is_exactly_its_actions_on_it() {
+    let doc = &packaged().default;
+    let t = template(doc);
+    let table = &doc["Resources"]["StateTable"];
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    let tp = &table["Properties"];
+    assert_eq!(
+        tp["KeySchema"],
+        json!([
+            {"AttributeName": schema::PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": schema::SORT_KEY, "KeyType": "RANGE"},
+        ])
+    );
+    assert_eq!(
+        tp["AttributeDefinitions"],
+        json!([
+            {"AttributeName": schema::PARTITION_KEY, "AttributeType": "S"},
+            {"AttributeName": schema::SORT_KEY, "AttributeType": "S"},
+        ])
+    );
+    assert_eq!(
+        tp["TimeToLiveSpecification"],
+        json!({"AttributeName": schema::TTL_ATTRIBUTE, "Enabled": true})
+    );
+    assert_eq!(tp["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(
+        tp["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"],
+        true
+    );
+    assert_eq!(tp["SSESpecification"]["SSEEnabled"], true);
+    // Both functions: the table, the budgets, fail-closed by default.
+    for (_, f) in t.of_type("AWS::Lambda::Function") {
+        let env = t.environment(f);
+        assert_eq!(env["CHATBOT_STATE_TABLE"], "${StateTable}");
+        assert_eq!(env["CHATBOT_DAILY_BUDGET_USD"], "5");
+        assert_eq!(env["CHATBOT_CLIENT_DAILY_BUDGET_USD"], "0.5");
+        assert_eq!(env["CHATBOT_BUDGET_FAIL_OPEN"], "false");
+        assert!(!env.contains_key("CHATBOT_BACKEND"), "{env:?}");
+    }
+    // The one DynamoDB statement: exactly the store's actions, on exactly the table.
+    let statements = doc["Resources"]["IamRoleLambdaExecution"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array()
+        .unwrap();
+    let dynamodb: Vec<&Value> = statements
+        .iter()
+        .filter(|s| s["Action"].to_string().contains("dynamodb:"))
+        .collect();
+    assert_eq!(dynamodb.len(), 1, "{dynamodb:?}");
+    let mut actions: Vec<&str> = dynamodb[0]["Action"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    actions.sort_unstable();
+    let mut wanted = IAM_ACTIONS.to_vec();
+    wanted.sort_unstable();
+    assert_eq!(actions, wanted);
+    assert_eq!(
+        dynamodb[0]["Resource"],
+        json!({"Fn::GetAtt": ["StateTable", "Arn"]})
+    );
+}
+
+#[test]
+fn api_and_stream_are_behind_cloudfront_with_the_origin_secret() {
+    let doc = &packaged().default;
+    let t = template(doc);
+    let config = distribution_config(doc);
+    let paths: Vec<&str> = config["CacheBehaviors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["PathPattern"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/api/chat/stream", "/api/*"]);
+    assert_eq!(behavior(doc, "/api/*")["TargetOriginId"], "api");
+    assert_eq!(
+        behavior(doc, "/api/chat/stream")["TargetOriginId"],
+        "stream"
+    );
+    assert_eq!(
+        origin(doc, "api")["DomainName"],
+        json!({"Fn::Sub": "${HttpApi}.execute-api.${AWS::Region}.amazonaws.com"})
+    );
+    // Blue is active by default; the functions accept blue and green.
+    let blue = "{{resolve:secretsmanager:${OriginSecretBlue}}}";
+    let green = "{{resolve:secretsmanager:${OriginSecretGreen}}}";
+    assert_eq!(origin_secret_sent(doc, "api"), blue);
+    assert_eq!(origin_secret_sent(doc, "stream"), blue);
+    for (_, f) in t.of_type("AWS::Lambda::Function") {
+        let env = t.environment(f);
+        assert_eq!(env["CHATBOT_ORIGIN_SECRETS"], format!("{blue},{green}"));
+        assert_eq!(
+            env["CHATBOT_HASH_KEY"],
+            "{{resolve:secretsmanager:${HashKeySecret}}}"
+        );
+    }
+    for id in ["OriginSecretBlue", "OriginSecretGreen", "HashKeySecret"] {
+        let secret = &doc["Resources"][id];
+        assert_eq!(secret["Type"], "AWS::SecretsManager::Secret");
+        assert!(secret["Properties"].get("SecretString").is_none());
+        assert_eq!(
+            secret["Properties"]["GenerateSecretString"]["ExcludePunctuation"],
+            true
+        );
+    }
+    assert_eq!(
+        doc["Resources"]["OriginSecretBlue"]["Properties"]["Name"],
+        "chatbot-dev/origin-verify/blue-1"
+    );
+    // One origin request policy for both: the viewer's address, never Host.
+    for path in ["/api/*", "/api/chat/stream"] {
+        assert_eq!(
+            behavior(doc, path)["OriginRequestPolicyId"],
+            json!({"Ref": "ApiOriginRequestPolicy"})
+        );
+    }
+    let headers = &doc["Resources"]["ApiOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
+        ["HeadersConfig"];
+    assert_eq!(headers["HeaderBehavior"], "whitelist");
+    let names: Vec<String> = headers["Headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_str().unwrap().to_ascii_lowercase())
+        .collect();
+    assert!(
+        names.contains(&"cloudfront-viewer-address".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"host".to_owned()), "{names:?}");
+    // Same origin: the page connects to 'self' only, and the HTTP API has no CORS.
+    let csp = doc["Resources"]["SiteSecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+        ["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+        .as_str()
+        .unwrap();
+    assert!(csp.contains("connect-src 'self';"), "{csp}");
+    assert!(!csp.contains("execute-api"), "{csp}");
+    assert!(
+        doc["Resources"]["HttpApi"]["Properties"]
+            .get("CorsConfiguration")
+            .is_none()
+    );
+    // Reserved concurrency on both functions.
+    assert_eq!(
+        doc["Resources"]["ApiLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        10
+    );
+    assert_eq!(
+        doc["Resources"]["StreamLambdaFunction"]["Properties"]["ReservedConcurrentExecutions"],
+        10
+    );
+}
+
+#[test]
+fn waf_web_acl_and_a_rotated_origin_secret_are_deploy_parameters() {
+    let doc = &packaged().edge;
+    tools::lint(doc).unwrap_or_else(|e| panic!("{e}"));
+    let t = template(doc);
+    assert_clean(checks::all(&t, &expect()));
+    // The web ACL is attached when the parameter is set.
+    assert_eq!(t.condition("HasWafWebAcl"), Some(true));
+    assert_eq!(
+        t.decide(&distribution_config(doc)["WebACLId"]).as_deref(),
+        Some(WAF_ACL)
+    );
+    // Rotation: green is now active on both origins, its name (and so its value) is new, and
+    // the functions still accept both.
+    let green = "{{resolve:secretsmanager:${OriginSecretGreen}}}";
+    assert_eq!(origin_secret_sent(doc, "api"), green);
+    assert_eq!(origin_secret_sent(doc, "stream"), green);
+    assert_eq!(
+        doc["Resources"]["OriginSecretGreen"]["Properties"]["Name"],
+        "chatbot-edge/origin-verify/green-2"
+    );
+    for (_, f) in t.of_type("AWS::Lambda::Function") {
+        assert!(t.environment(f)["CHATBOT_ORIGIN_SECRETS"].contains(green));
+    }
+    // A web ACL of the wrong scope is refused by the parameter's pattern before any deploy.
+    let mut regional = doc.clone();
+    regional["Parameters"]["WafWebAclArn"]["Default"] =
+        json!("arn:aws:wafv2:us-east-2:123456789012:regional/webacl/x/abc");
+    let lint = tools::lint(&regional).unwrap_err();
+    assert!(lint.contains("E2015"), "{lint}");
+}
+
+/// Runs the stream path's CloudFront Function (cloudfront-js-2.0 is ES5.1 plus a few newer
+/// features; this code uses none of them) with Node.js on every method.
+#[test]
+fn stream_function_lets_only_post_through() {
+    let t = template(&packaged().default);
+    let code = checks::endpoints::stream_function_code(&t).expect("the stream path's function");
+    let harness = format!(
+        "{code}\n         const out = {{}};\n         for (const method of ['POST', 'GET', 'HEAD', 'OPTIONS', 'PUT', 'PATCH', 'DELETE']) {{\n           out[method] = handler({{ request: {{ method, uri: '/api/chat/stream', headers: {{}} }},\n                                   context: {{ requestId: 'req-1' }} }});\n         }}\n         console.log(JSON.stringify(out));\n"
+    );
+    let out = Command::new("node")
+        .args(["-e", &harness])
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // POST goes on to the origin unchanged.
+    assert_eq!(results["POST"]["method"], "POST");
+    assert!(results["POST"].get("statusCode").is_none());
+    for method in ["GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"] {
+        let r = &results[method];
+        assert_eq!(r["statusCode"], 405, "{method}: {r}");
+        assert_eq!(r["headers"]["allow"]["value"], "POST");
+        let body: Value = serde_json::from_str(r["body"]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+        assert_eq!(body["error"]["requestId"], "req-1");
+    }
+}
+
+#[test]
+fn waf_template_lints_clean_and_limits_api_requests_per_address() {
+    let file = repo().join("scripts/waf-web-acl.yml");
+    // Scope CLOUDFRONT exists only in us-east-1.
+    tools::lint_file(&file, &["us-east-1"]).unwrap_or_else(|e| panic!("{e}"));
+    let doc = tools::cfn_yaml(&file);
+    let acls: Vec<&Value> = doc["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::WAFv2::WebACL")
+        .collect();
+    let [acl] = acls.as_slice() else {
+        panic!("expected one web ACL, found {}", acls.len());
+    };
+    let ap = &acl["Properties"];
+    assert_eq!(ap["Scope"], "CLOUDFRONT");
+    assert!(ap["DefaultAction"].get("Allow").is_some());
+    let rules = ap["Rules"].as_array().unwrap();
+    assert_eq!(rules.len(), 1, "one rule ($1 a month each)");
+    let rate = &rules[0]["Statement"]["RateBasedStatement"];
+    assert_eq!(rate["AggregateKeyType"], "IP");
+    assert!(rules[0]["Action"].get("Block").is_some());
+    // The limit and window come from parameters with WAF's own bounds (reference.md §7).
+    let param = |r: &Value| doc["Parameters"][r["Ref"].as_str().unwrap()].clone();
+    let limit = param(&rate["Limit"]);
+    assert!(limit["Default"].as_u64().unwrap() >= 10);
+    assert_eq!(limit["MinValue"], 10);
+    let window = param(&rate["EvaluationWindowSec"]);
+    assert_eq!(window["AllowedValues"], json!([60, 120, 300, 600]));
+    // Only API calls count: the page's own files do not.
+    let scope = &rate["ScopeDownStatement"]["ByteMatchStatement"];
+    assert_eq!(scope["SearchString"], "/api/");
+    assert_eq!(scope["PositionalConstraint"], "STARTS_WITH");
+    assert!(doc["Outputs"]["WebAclArn"].is_object());
+}
+
+/// `make waf` with a stand-in `aws` that records its arguments and answers describe-stacks.
+#[test]
+fn make_waf_deploys_the_web_acl_in_us_east_1_and_prints_its_arn() {
+    let scratch = ScratchDir::new("make-waf");
+    let calls = scratch.0.join("calls");
+    let aws = scratch.0.join("aws");
+    std::fs::write(
+        &aws,
+        format!(
+            "#!/bin/sh\necho \"$*\" >> '{}'\n             case \"$*\" in *describe-stacks*) echo '{WAF_ACL}' ;; esac\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod").arg("+x").arg(&aws).status().unwrap();
+    let path = format!(
+        "{}:{}",
+        scratch.0.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("make")
+        .args(["-s", "waf", "STAGE=prod"])
+        .current_dir(repo())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap().trim(), WAF_ACL);
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .contains("wafWebAclArn=")
+    );
+    let calls = std::fs::read_to_string(&calls).unwrap();
+    let deploy = calls.lines().next().unwrap();
+    for part in [
+        "cloudformation deploy",
+        "--region us-east-1",
+        "--stack-name chatbot-prod-waf",
+        "--template-file scripts/waf-web-acl.yml",
+    ] {
+        assert!(deploy.contains(part), "{part} not in {deploy}");
+    }
+    assert!(calls.lines().nth(1).unwrap().contains("--region us-east-1"));
 }
 
 #[test]
@@ -201,6 +563,19 @@ fn deploy_script_writes_the_config_js_the_page_reads() {
     // Anything that is not a plain https URL never reaches the page's script.
     assert!(!print("https://x\";alert(1)//", "").status.success());
     assert!(!print("http://plain.example", "").status.success());
+    // A deploy writes the same-origin config: relative /api/... for the API, the site's own URL
+    // (the StreamUrl output) for the stream, so the page still sends the OAC body hash.
+    let script = std::fs::read_to_string(repo().join("scripts/deploy.sh")).unwrap();
+    let writes: Vec<&str> = script
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("print_config ") && l.contains("config.js"))
+        .collect();
+    assert_eq!(
+        writes,
+        [r#"print_config "" "$stream" >"$site_dir/config.js""#]
+    );
+    assert!(script.contains("stream=$(output StreamUrl)"));
 }
 
 // ---------------------------------------------------------------- the checker fails on mistakes
@@ -290,20 +665,23 @@ fn reports_an_alarm_without_ok_actions() {
 #[test]
 fn reports_a_runbook_link_to_a_missing_heading() {
     let problems = problems_after(|doc| {
-        let d = &mut doc["Resources"]["DailyCostAlarm"]["Properties"]["AlarmDescription"];
-        *d = json!(d.as_str().unwrap().replace("#daily-cost", "#daily-costs"));
+        let d = &mut doc["Resources"]["DailyBudgetAlarm"]["Properties"]["AlarmDescription"];
+        *d = json!(d.as_str().unwrap().replace("#daily-budget", "#daily-cost"));
     });
     assert_reported(
         &problems,
-        "DailyCostAlarm: runbook link #daily-costs is no heading",
+        "DailyBudgetAlarm: runbook link #daily-cost is no heading",
     );
     // The same when the heading goes from the runbook instead.
     let t = template(&packaged().default);
     let mut x = expect();
     x.runbook_anchors.remove("http-api-5xx");
+    x.runbook_anchors.remove("state-store-errors");
+    let problems = checks::alarms::check(&t, &x);
+    assert_reported(&problems, "runbook link #http-api-5xx is no heading");
     assert_reported(
-        &checks::alarms::check(&t, &x),
-        "runbook link #http-api-5xx is no heading",
+        &problems,
+        "StateStoreErrorsAlarm: runbook link #state-store-errors is no heading",
     );
 }
 
@@ -385,6 +763,324 @@ fn reports_an_average_latency_alarm_and_single_datapoint_alarms() {
         "LatencyP99Alarm: a timing alarm must use a percentile",
     );
     assert_reported(&problems, "LatencyP99Alarm: needs M of N datapoints");
+}
+
+fn dynamodb_statement(doc: &mut Value) -> &mut Value {
+    let statements = doc["Resources"]["IamRoleLambdaExecution"]["Properties"]["Policies"][0]
+        ["PolicyDocument"]["Statement"]
+        .as_array_mut()
+        .unwrap();
+    statements
+        .iter_mut()
+        .find(|s| s["Action"].to_string().contains("dynamodb:"))
+        .unwrap()
+}
+
+fn origin_mut<'a>(doc: &'a mut Value, id: &str) -> &'a mut Value {
+    doc["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]["Origins"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|o| o["Id"] == id)
+        .unwrap()
+}
+
+fn behaviors_mut(doc: &mut Value) -> &mut Vec<Value> {
+    doc["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]["CacheBehaviors"]
+        .as_array_mut()
+        .unwrap()
+}
+
+fn env_mut<'a>(doc: &'a mut Value, function: &str) -> &'a mut Value {
+    &mut doc["Resources"][function]["Properties"]["Environment"]["Variables"]
+}
+
+#[test]
+fn reports_dynamodb_wildcards_other_resources_and_missing_actions() {
+    let problems = problems_after(|doc| {
+        dynamodb_statement(doc)["Action"] = json!(["dynamodb:*"]);
+    });
+    assert_reported(&problems, "wildcard action \"dynamodb:*\"");
+    assert_reported(
+        &problems,
+        "expected exactly chatbot_service::store::IAM_ACTIONS",
+    );
+    let problems = problems_after(|doc| {
+        dynamodb_statement(doc)["Resource"] = json!("*");
+    });
+    assert_reported(
+        &problems,
+        "DynamoDB actions on [\"*\"], allowed only on the state table",
+    );
+    assert_reported(&problems, "Resource \"*\" is only for X-Ray writes");
+    let problems = problems_after(|doc| {
+        dynamodb_statement(doc)["Resource"] = json!([
+            {"Fn::GetAtt": ["StateTable", "Arn"]},
+            {"Fn::Sub": "${StateTable.Arn}/index/*"}
+        ]);
+    });
+    assert_reported(
+        &problems,
+        "allowed only on the state table (${StateTable.Arn})",
+    );
+    let problems = problems_after(|doc| {
+        let actions = dynamodb_statement(doc)["Action"].as_array_mut().unwrap();
+        actions.retain(|a| a != "dynamodb:Query");
+        actions.push(json!("dynamodb:Scan"));
+    });
+    assert_reported(
+        &problems,
+        "DynamoDB actions granted {\"dynamodb:DeleteItem\", \"dynamodb:PutItem\", \"dynamodb:Scan\"",
+    );
+}
+
+#[test]
+fn reports_a_state_table_unlike_the_store_schema() {
+    let problems = problems_after(|doc| {
+        let tp = &mut doc["Resources"]["StateTable"]["Properties"];
+        tp["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] = json!(false);
+        tp["KeySchema"][0]["AttributeName"] = json!("id");
+        tp["BillingMode"] = json!("PROVISIONED");
+        tp["TimeToLiveSpecification"]["AttributeName"] = json!("ttl");
+        tp.as_object_mut().unwrap().remove("SSESpecification");
+    });
+    assert_reported(&problems, "StateTable: point-in-time recovery is not on");
+    assert_reported(&problems, "StateTable: KeySchema [(\"id\", \"HASH\")");
+    assert_reported(
+        &problems,
+        "StateTable: BillingMode \"PROVISIONED\" must be PAY_PER_REQUEST",
+    );
+    assert_reported(&problems, "StateTable: TTL must be enabled on expiresAt");
+    assert_reported(
+        &problems,
+        "StateTable: SSESpecification.SSEEnabled is not true",
+    );
+    // A function that does not name the table.
+    let problems = problems_after(|doc| {
+        env_mut(doc, "StreamLambdaFunction")
+            .as_object_mut()
+            .unwrap()
+            .remove("CHATBOT_STATE_TABLE");
+    });
+    assert_reported(&problems, "both functions need CHATBOT_STATE_TABLE");
+}
+
+#[test]
+fn reports_budgets_and_secrets_the_function_cannot_use() {
+    let problems = problems_after(|doc| {
+        for f in ["ApiLambdaFunction", "StreamLambdaFunction"] {
+            let env = env_mut(doc, f);
+            env["CHATBOT_DAILY_BUDGET_USD"] = json!("1e3");
+            env["CHATBOT_BUDGET_FAIL_OPEN"] = json!("yes");
+            // Only one origin secret accepted: no rotation without downtime.
+            env["CHATBOT_ORIGIN_SECRETS"] =
+                json!({"Fn::Sub": "{{resolve:secretsmanager:${OriginSecretBlue}}}"});
+            env["CHATBOT_HASH_KEY"] = json!("a-literal-key");
+        }
+        let blue = &mut doc["Resources"]["OriginSecretBlue"]["Properties"];
+        blue.as_object_mut().unwrap().remove("GenerateSecretString");
+        blue["SecretString"] = json!("hunter2");
+    });
+    assert_reported(&problems, "CHATBOT_DAILY_BUDGET_USD must be a decimal > 0");
+    assert_reported(&problems, "CHATBOT_BUDGET_FAIL_OPEN must be true or false");
+    assert_reported(
+        &problems,
+        "CHATBOT_ORIGIN_SECRETS must accept two different secrets",
+    );
+    assert_reported(
+        &problems,
+        "CHATBOT_HASH_KEY must be one reference to a generated secret",
+    );
+    assert_reported(
+        &problems,
+        "OriginSecretBlue: a SecretString in the template",
+    );
+    assert_reported(&problems, "OriginSecretBlue: the value must be generated");
+}
+
+#[test]
+fn reports_an_api_origin_without_the_origin_secret() {
+    let problems = problems_after(|doc| {
+        origin_mut(doc, "api")
+            .as_object_mut()
+            .unwrap()
+            .remove("OriginCustomHeaders");
+        // A literal value on the stream origin: not one the function accepts.
+        origin_mut(doc, "stream")["OriginCustomHeaders"][0]["HeaderValue"] = json!("s3cret");
+    });
+    assert_reported(
+        &problems,
+        "origin api (/api/*) must send x-origin-verify with one of the secrets in CHATBOT_ORIGIN_SECRETS",
+    );
+    assert_reported(
+        &problems,
+        "origin stream (/api/chat/stream) must send x-origin-verify",
+    );
+}
+
+#[test]
+fn reports_an_origin_request_policy_that_forwards_host_or_drops_the_viewer_address() {
+    let problems = problems_after(|doc| {
+        let headers = &mut doc["Resources"]["ApiOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]
+            ["HeadersConfig"]["Headers"];
+        let list = headers.as_array_mut().unwrap();
+        list.retain(|h| h != "CloudFront-Viewer-Address");
+        list.push(json!("Host"));
+    });
+    assert_reported(&problems, "/api/*: the origin request policy forwards Host");
+    assert_reported(
+        &problems,
+        "/api/*: the origin request policy does not forward CloudFront-Viewer-Address",
+    );
+    let problems = problems_after(|doc| {
+        doc["Resources"]["ApiOriginRequestPolicy"]["Properties"]["OriginRequestPolicyConfig"]["HeadersConfig"]
+            ["HeaderBehavior"] = json!("allViewer");
+    });
+    assert_reported(&problems, "HeaderBehavior must be whitelist (never Host)");
+    // A managed policy cannot be checked offline.
+    let problems = problems_after(|doc| {
+        behaviors_mut(doc)[1]["OriginRequestPolicyId"] =
+            json!("b689b0a8-53d0-40ab-baf2-68738e2966ac");
+    });
+    assert_reported(
+        &problems,
+        "/api/* must use an origin request policy of this template",
+    );
+}
+
+#[test]
+fn reports_api_behaviours_out_of_order_or_missing() {
+    let problems = problems_after(|doc| {
+        behaviors_mut(doc).reverse();
+    });
+    assert_reported(&problems, "/api/chat/stream must come before /api/*");
+    let problems = problems_after(|doc| {
+        behaviors_mut(doc).retain(|b| b["PathPattern"] != "/api/*");
+    });
+    assert_reported(&problems, "no behavior for /api/*");
+    let problems = problems_after(|doc| {
+        behaviors_mut(doc)[0]
+            .as_object_mut()
+            .unwrap()
+            .remove("FunctionAssociations");
+    });
+    assert_reported(
+        &problems,
+        "/api/chat/stream needs a viewer-request CloudFront Function",
+    );
+    let problems = problems_after(|doc| {
+        origin_mut(doc, "api")["DomainName"] = json!("example.com");
+    });
+    assert_reported(
+        &problems,
+        "/api/* must go to the HTTP API's execute-api domain",
+    );
+}
+
+#[test]
+fn reports_cross_origin_leftovers() {
+    let problems = problems_after(|doc| {
+        let csp = &mut doc["Resources"]["SiteSecurityHeaders"]["Properties"]["ResponseHeadersPolicyConfig"]
+            ["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"];
+        *csp = json!(csp.as_str().unwrap().replace(
+            "connect-src 'self'",
+            "connect-src 'self' https://*.execute-api.us-east-2.amazonaws.com"
+        ));
+        doc["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"] =
+            json!({"AllowOrigins": ["*"]});
+        doc["Outputs"]["ApiUrl"]["Value"] = json!({"Fn::GetAtt": ["HttpApi", "ApiEndpoint"]});
+    });
+    assert_reported(&problems, "CSP connect-src must be exactly 'self'");
+    assert_reported(&problems, "HttpApi: the HTTP API has a CORS configuration");
+    assert_reported(
+        &problems,
+        "output ApiUrl Some(\"${HttpApi.ApiEndpoint}\") must be the site URL",
+    );
+}
+
+#[test]
+fn reports_a_function_without_reserved_concurrency() {
+    let problems = problems_after(|doc| {
+        doc["Resources"]["ApiLambdaFunction"]["Properties"]
+            .as_object_mut()
+            .unwrap()
+            .remove("ReservedConcurrentExecutions");
+    });
+    assert_reported(
+        &problems,
+        "ApiLambdaFunction: the buffered function needs a reserved-concurrency cap",
+    );
+}
+
+#[test]
+fn reports_a_web_acl_not_wired_from_the_parameter_or_of_the_wrong_scope() {
+    let problems = problems_after(|doc| {
+        doc["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]
+            .as_object_mut()
+            .unwrap()
+            .remove("WebACLId");
+    });
+    assert_reported(
+        &problems,
+        "WebACLId must come from the wafWebAclArn parameter",
+    );
+    let problems = problems_after(|doc| {
+        doc["Resources"]["SiteDistribution"]["Properties"]["DistributionConfig"]["WebACLId"] =
+            json!("arn:aws:wafv2:us-east-2:123456789012:regional/webacl/x/abc");
+    });
+    assert_reported(
+        &problems,
+        "WebACLId must come from the wafWebAclArn parameter",
+    );
+    // Wired, but the parameter names a regional web ACL (cfn-lint catches the pattern too).
+    let mut doc = packaged().edge.clone();
+    doc["Parameters"]["WafWebAclArn"]["Default"] =
+        json!("arn:aws:wafv2:us-east-2:123456789012:regional/webacl/x/abc");
+    assert_reported(
+        &checks::endpoints::waf(&template(&doc)),
+        "is not a CloudFront-scope WAFv2 web ACL",
+    );
+}
+
+#[test]
+fn reports_missing_spend_alarms_and_a_budget_line_that_disagrees() {
+    let problems = problems_after(|doc| {
+        doc["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("StateStoreErrorsAlarm");
+        // The budget alarm computed against another budget than the functions enforce.
+        doc["Resources"]["DailyBudgetAlarm"]["Properties"]["Metrics"][1]["Expression"] =
+            json!("cost * 100 / 50");
+        doc["Resources"]["DailyBudgetAlarm"]["Properties"]["Threshold"] = json!(100);
+    });
+    assert_reported(&problems, "no alarm on StoreErrors");
+    assert_reported(
+        &problems,
+        "DailyBudgetAlarm: must alarm on CostUSD as a percentage of CHATBOT_DAILY_BUDGET_USD",
+    );
+    assert_reported(
+        &problems,
+        "DailyBudgetAlarm: threshold 100 % must be below 100",
+    );
+    // …and the alarm widget no longer matches the stack.
+    assert_reported(&problems, "the alarm widget shows");
+    let problems = problems_after(|doc| {
+        edit_dashboard(
+            doc,
+            "refuses past it)\",\"value\":5,",
+            "refuses past it)\",\"value\":50,",
+        );
+    });
+    assert_reported(&problems, "the dashboard needs a spend widget");
+    // The catalog's spend metrics must be on the dashboard.
+    let problems = problems_after(|doc| {
+        edit_dashboard(doc, "\"StoreErrors\",\"Service\"", "\"Errors\",\"Service\"");
+    });
+    assert_reported(
+        &problems,
+        "catalog metric StoreErrors is not on the dashboard",
+    );
 }
 
 #[test]

@@ -47,6 +47,12 @@ pub const LOG_FIELDS: &[&str] = &[
     "conversationId",
     "streaming",
     "clientAborted",
+    // Spend control (the summary line): the request was refused by a budget; what it reserved
+    // before the model call and settled after it; a state store call that failed.
+    "budgetRejected",
+    "budgetReservedUsd",
+    "budgetSettledUsd",
+    "storeError",
 ];
 
 /// Free properties of the EMF documents (besides metric and dimension names).

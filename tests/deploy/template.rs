@@ -146,18 +146,25 @@ impl Template {
         env
     }
 
-    fn decide(&self, v: &Value) -> Option<String> {
+    /// A property value as the stack would set it: `Fn::If` decided by its condition (nested
+    /// ones too); None when it is absent or the chosen branch is `AWS::NoValue`.
+    pub fn chosen<'a>(&self, v: &'a Value) -> Option<&'a Value> {
+        if v.is_null() || v.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
+            return None;
+        }
         if let Some(Value::Array(a)) = v.get("Fn::If") {
             let branch = if self.condition(a.first()?.as_str()?)? {
                 a.get(1)?
             } else {
                 a.get(2)?
             };
-            if branch.get("Ref").and_then(Value::as_str) == Some("AWS::NoValue") {
-                return None;
-            }
-            return self.decide(branch);
+            return self.chosen(branch);
         }
-        self.text(v)
+        Some(v)
+    }
+
+    /// [`Template::chosen`] as text ([`Template::text`]).
+    pub fn decide(&self, v: &Value) -> Option<String> {
+        self.chosen(v).and_then(|v| self.text(v))
     }
 }

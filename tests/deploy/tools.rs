@@ -1,6 +1,7 @@
 //! The external tools: osls (the Serverless packager, pinned in package.json) and cfn-lint
-//! (pinned in scripts/requirements-test.txt). Both come from `scripts/setup-test-deps`; a missing
-//! tool fails the test with that hint, never skips it.
+//! (pinned in scripts/requirements-test.txt), with the Node.js osls runs on and the Python
+//! cfn-lint runs on. All come from `scripts/setup-test-deps`; a missing tool fails the test with
+//! that hint, never skips it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,41 @@ pub fn osls() -> PathBuf {
 
 pub fn cfn_lint() -> PathBuf {
     tool("CHATBOT_TEST_CFN_LINT", ".venv-test/bin/cfn-lint")
+}
+
+/// The Python interpreter of cfn-lint's virtualenv (it has cfn-lint's template decoder).
+pub fn cfn_python() -> PathBuf {
+    let python = cfn_lint().with_file_name("python3");
+    assert!(
+        python.is_file(),
+        "{} not found next to cfn-lint: run scripts/setup-test-deps",
+        python.display()
+    );
+    python
+}
+
+/// A CloudFormation YAML file (short-form tags like `!Ref` included) as JSON, read by cfn-lint's
+/// own decoder, so the checks see what cfn-lint and CloudFormation see.
+pub fn cfn_yaml(path: &Path) -> Value {
+    let output = Command::new(cfn_python())
+        .args([
+            "-c",
+            "import json, sys\n\
+             from cfnlint.decode import decode\n\
+             template, problems = decode(sys.argv[1])\n\
+             if problems: sys.exit('\\n'.join(str(p) for p in problems))\n\
+             print(json.dumps(template))",
+        ])
+        .arg(path)
+        .output()
+        .expect("run python");
+    assert!(
+        output.status.success(),
+        "decode {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("decoded template is JSON")
 }
 
 /// A fresh directory under the system temp dir, removed by [`ScratchDir`]'s drop.
@@ -113,6 +149,26 @@ pub fn package(stage: &str, region: &str, artifact: &Path, params: &[&str]) -> V
     let file = out.join("cloudformation-template-update-stack.json");
     let text = std::fs::read_to_string(&file).expect("packaged template");
     serde_json::from_str(&text).expect("template is JSON")
+}
+
+/// cfn-lint on a template file as written (YAML or JSON), for `regions`.
+pub fn lint_file(file: &Path, regions: &[&str]) -> Result<(), String> {
+    let output = Command::new(cfn_lint())
+        .arg(file)
+        .arg("--regions")
+        .args(regions)
+        .output()
+        .expect("run cfn-lint");
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "cfn-lint exit {:?}:\n{}{}",
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
 }
 
 /// cfn-lint on `template`. W3005 (a DependsOn that a Ref already implies) is ignored: osls itself

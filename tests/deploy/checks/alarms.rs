@@ -1,6 +1,6 @@
 //! Alarms: SNS for ALARM and OK, a runbook link that resolves, notBreaching, 60 s periods with
-//! M of N (the daily cost alarm aside), sound metric math, percentiles for timings, and metric
-//! names from the catalog.
+//! M of N (the daily budget alarm aside), sound metric math, percentiles for timings, metric
+//! names from the catalog, and the alarms spend control needs (daily budget, state store).
 
 use serde_json::Value;
 
@@ -8,7 +8,7 @@ use chatbot_service::telemetry::catalog::{self, Unit};
 use std::collections::BTreeSet;
 
 use super::Expect;
-use super::stage::StageRules;
+use super::stage::{StageRules, shared_env};
 use crate::deploy::metrics::{self, MetricRef};
 use crate::deploy::template::{Template, list, props};
 
@@ -90,10 +90,68 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
             ));
         }
     }
+    p.extend(spend_alarms(t, rules.namespace));
     p
 }
 
-/// 60 s periods with M of N datapoints, except the daily cost alarm (one 86,400 s period).
+/// The alarms spend control needs: the daily budget — CostUSD as a percentage of the budget the
+/// functions enforce (`CHATBOT_DAILY_BUDGET_USD`), below 100 % so it warns before the service
+/// starts refusing — and the state store the budgets live in.
+fn spend_alarms(t: &Template, namespace: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    let budget = shared_env(t, "CHATBOT_DAILY_BUDGET_USD");
+    let (mut budget_alarm, mut store_alarm) = (false, false);
+    for (id, a) in t.of_type("AWS::CloudWatch::Alarm") {
+        let ap = props(a);
+        let (refs, _) = metrics::from_alarm(t, id, a);
+        let reads = |name: &str| {
+            refs.iter()
+                .any(|r| r.namespace == namespace && r.name == name)
+        };
+        if reads(catalog::COST_USD) {
+            budget_alarm = true;
+            let expression = ap["Metrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|q| q["ReturnData"] == true)
+                .and_then(|q| q["Expression"].as_str())
+                .unwrap_or_default()
+                .replace(' ', "");
+            let of_budget = budget
+                .as_ref()
+                .is_some_and(|b| expression.ends_with(&format!("*100/{b}")));
+            if !of_budget {
+                p.push(format!(
+                    "{id}: must alarm on CostUSD as a percentage of CHATBOT_DAILY_BUDGET_USD \
+                     ({budget:?}): `cost * 100 / <budget>`, got {expression:?}"
+                ));
+            }
+            if !ap["Threshold"]
+                .as_f64()
+                .is_some_and(|x| x > 0.0 && x < 100.0)
+            {
+                p.push(format!(
+                    "{id}: threshold {} % must be below 100: at the budget the service refuses \
+                     requests, the alarm warns before",
+                    ap["Threshold"]
+                ));
+            }
+        }
+        if reads(catalog::STORE_ERRORS) {
+            store_alarm = true;
+        }
+    }
+    if !budget_alarm {
+        p.push("no alarm on CostUSD against the daily budget".into());
+    }
+    if !store_alarm {
+        p.push("no alarm on StoreErrors (the state store the budgets live in)".into());
+    }
+    p
+}
+
+/// 60 s periods with M of N datapoints, except the daily budget alarm (one 86,400 s period).
 fn alarm_periods(id: &str, ap: &Value, refs: &[MetricRef], namespace: &str) -> Vec<String> {
     let mut p = Vec::new();
     let mut periods: Vec<u64> = ap["Period"].as_u64().into_iter().collect();

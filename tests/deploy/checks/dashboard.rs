@@ -1,15 +1,15 @@
 //! The dashboard: every metric from the catalog (and every catalog metric shown), AWS metrics
-//! with their real dimensions, the alarm widget, Logs Insights widgets and runbook queries on
-//! field names the service logs.
+//! with their real dimensions, the alarm widget, the spend-vs-budget widget, Logs Insights
+//! widgets and runbook queries on field names the service logs.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use chatbot_service::telemetry::catalog::METRICS;
+use chatbot_service::telemetry::catalog::{self, METRICS};
 
 use super::Expect;
-use super::stage::StageRules;
+use super::stage::{StageRules, shared_env};
 use crate::deploy::logs_query;
 use crate::deploy::metrics;
 use crate::deploy::template::{Template, props};
@@ -96,6 +96,7 @@ pub fn check(t: &Template) -> Vec<String> {
             "the alarm widget shows {shown:?}, the stack has {alarm_names:?}"
         ));
     }
+    p.extend(spend_widget(t, &widgets, rules.namespace));
     // Logs Insights widgets: this stage's function log groups, known field names.
     let known = logs_query::known_fields(&access_log_fields(t));
     let logs: Vec<&Value> = widgets.iter().filter(|w| w["type"] == "log").collect();
@@ -126,6 +127,53 @@ pub fn check(t: &Template) -> Vec<String> {
         }
     }
     p
+}
+
+/// Spend against the budget: CostUSD summed per 86,400 s with horizontal lines at the daily
+/// budget the functions enforce and at the daily budget alarm's percentage of it.
+fn spend_widget(t: &Template, widgets: &[Value], namespace: &str) -> Vec<String> {
+    let budget = shared_env(t, "CHATBOT_DAILY_BUDGET_USD").and_then(|b| b.parse::<f64>().ok());
+    let percent = t
+        .of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .find(|(id, a)| {
+            metrics::from_alarm(t, id, a)
+                .0
+                .iter()
+                .any(|r| r.namespace == namespace && r.name == catalog::COST_USD)
+        })
+        .and_then(|(_, a)| props(a)["Threshold"].as_f64());
+    let (Some(budget), Some(percent)) = (budget, percent) else {
+        return vec!["no daily budget (CHATBOT_DAILY_BUDGET_USD) or budget alarm to draw".into()];
+    };
+    let lines = [budget, budget * percent / 100.0];
+    let shows_spend = |w: &Value| {
+        let props = &w["properties"];
+        let per_day = props["period"] == 86_400;
+        let cost_sum = props["metrics"].as_array().into_iter().flatten().any(|m| {
+            let items = m.as_array().map(Vec::as_slice).unwrap_or_default();
+            items.first().and_then(Value::as_str) == Some(namespace)
+                && items.get(1).and_then(Value::as_str) == Some(catalog::COST_USD)
+                && items.last().is_some_and(|o| o["stat"] == "Sum")
+        });
+        let drawn: Vec<f64> = props["annotations"]["horizontal"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a["value"].as_f64())
+            .collect();
+        let at = |x: f64| drawn.iter().any(|d| (d - x).abs() < 1e-9);
+        w["type"] == "metric" && per_day && cost_sum && lines.iter().all(|x| at(*x))
+    };
+    if widgets.iter().any(shows_spend) {
+        Vec::new()
+    } else {
+        vec![format!(
+            "the dashboard needs a spend widget: CostUSD Sum per 86400 s with horizontal \
+             annotations at the daily budget ({}) and at the alarm's {percent} % ({})",
+            lines[0], lines[1]
+        )]
+    }
 }
 
 /// Keys of the HTTP API access log format (runbook queries may read that log group too).

@@ -1,15 +1,42 @@
 //! The endpoints and the site: the streaming Function URL (and who may invoke it), the HTTP
-//! API's CORS, routes and throttling, the private bucket behind CloudFront with OAC, HTTPS and
-//! security headers, and the stack outputs the deploy script reads.
+//! API's routes and throttling (no CORS: same origin), the private bucket behind CloudFront with
+//! OAC, HTTPS and security headers, `/api/*` and the stream behind CloudFront with the origin
+//! secret and the viewer's address, the optional WAF web ACL, and the stack outputs the deploy
+//! script reads.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
 use super::iam::statements;
+use super::spend::{origin_secrets, secret_refs};
 use super::stage::function_in_mode;
-use super::{CACHING_DISABLED, STREAM_PATH};
+use super::{API_PATH, CACHING_DISABLED, ORIGIN_SECRET_HEADER, STREAM_PATH, VIEWER_ADDRESS_HEADER};
 use crate::deploy::template::{Template, list, props};
+
+/// The stack's one distribution and its DistributionConfig.
+fn distribution(t: &Template) -> Result<(&str, &Value), String> {
+    let dists = t.of_type("AWS::CloudFront::Distribution");
+    match dists.as_slice() {
+        [(id, d)] => Ok((id, &props(d)["DistributionConfig"])),
+        _ => Err(format!(
+            "expected one CloudFront distribution, found {}",
+            dists.len()
+        )),
+    }
+}
+
+fn behavior<'a>(config: &'a Value, path: &str) -> Option<&'a Value> {
+    list(&config["CacheBehaviors"])
+        .into_iter()
+        .find(|b| b["PathPattern"] == path)
+}
+
+fn origin_of<'a>(config: &'a Value, behavior: &Value) -> Option<&'a Value> {
+    list(&config["Origins"])
+        .into_iter()
+        .find(|o| o["Id"] == behavior["TargetOriginId"])
+}
 
 fn has_all(list_value: &Value, wanted: &[&str]) -> bool {
     let have: Vec<String> = list(list_value)
@@ -77,17 +104,12 @@ pub fn function_url(t: &Template) -> Vec<String> {
 pub fn http_api(t: &Template) -> Vec<String> {
     let mut p = Vec::new();
     for (id, api) in t.of_type("AWS::ApiGatewayV2::Api") {
-        let cors = &props(api)["CorsConfiguration"];
-        if !has_all(
-            &cors["AllowHeaders"],
-            &["content-type", "x-amz-content-sha256"],
-        ) || !has_all(&cors["ExposeHeaders"], &["x-request-id"])
-        {
-            p.push(format!("{id}: CORS must allow content-type and x-amz-content-sha256 and expose x-request-id"));
-        }
-        let origins = list(&cors["AllowOrigins"]);
-        if origins.is_empty() || origins.iter().any(|o| o.as_str() == Some("*")) {
-            p.push(format!("{id}: CORS must name the site origin, not *"));
+        // The page calls /api/* on its own origin (CloudFront), so no browser needs CORS; one
+        // would only invite cross-origin use of the direct endpoint.
+        if props(api).get("CorsConfiguration").is_some() {
+            p.push(format!(
+                "{id}: the HTTP API has a CORS configuration; the page is same-origin through CloudFront"
+            ));
         }
     }
     let routes: BTreeSet<String> = t
@@ -147,8 +169,14 @@ pub fn site(t: &Template) -> Vec<String> {
     let config = &props(dist)["DistributionConfig"];
     let origins = list(&config["Origins"]);
     for o in &origins {
+        // The bucket and the Function URL are private behind OAC; the HTTP API's origin cannot
+        // use OAC and is checked for the origin secret instead (api_behind_cloudfront).
+        let needs_oac = o.get("S3OriginConfig").is_some()
+            || o["DomainName"].to_string().contains("FunctionUrl");
         let oac = o["OriginAccessControlId"]["Fn::GetAtt"][0].as_str();
-        if oac.is_none_or(|id| t.type_of(id) != Some("AWS::CloudFront::OriginAccessControl")) {
+        if needs_oac
+            && oac.is_none_or(|id| t.type_of(id) != Some("AWS::CloudFront::OriginAccessControl"))
+        {
             p.push(format!(
                 "{dist_id}: origin {} has no Origin Access Control",
                 o["Id"]
@@ -194,6 +222,22 @@ pub fn site(t: &Template) -> Vec<String> {
                 b["PathPattern"]
             ));
         }
+        // The page talks to its own origin only.
+        let csp = security
+            .and_then(|s| t.text(&s["ContentSecurityPolicy"]["ContentSecurityPolicy"]))
+            .unwrap_or_default();
+        let connect: Vec<&str> = csp
+            .split(';')
+            .map(str::trim)
+            .find_map(|d| d.strip_prefix("connect-src "))
+            .map(|d| d.split_whitespace().collect())
+            .unwrap_or_default();
+        if complete && connect != ["'self'"] {
+            p.push(format!(
+                "{dist_id}: behavior {}: CSP connect-src must be exactly 'self' (same origin), got {connect:?}",
+                b["PathPattern"]
+            ));
+        }
     }
     let stream = behaviors.iter().find(|b| b["PathPattern"] == STREAM_PATH);
     match stream {
@@ -217,8 +261,213 @@ pub fn site(t: &Template) -> Vec<String> {
     p
 }
 
+/// `/api/*` and the stream path through CloudFront: behaviour order, the HTTP API origin, the
+/// origin secret header on both origins, the origin request policy (the viewer's address, never
+/// Host), and the POST-only function on the stream path.
+pub fn api_behind_cloudfront(t: &Template) -> Vec<String> {
+    let mut p = Vec::new();
+    let (dist_id, config) = match distribution(t) {
+        Ok(d) => d,
+        Err(e) => return vec![e],
+    };
+    let paths: Vec<&Value> = list(&config["CacheBehaviors"])
+        .into_iter()
+        .map(|b| &b["PathPattern"])
+        .collect();
+    let position = |path: &str| paths.iter().position(|p| **p == path);
+    match (position(STREAM_PATH), position(API_PATH)) {
+        (Some(stream), Some(api)) if stream > api => p.push(format!(
+            "{dist_id}: {STREAM_PATH} must come before {API_PATH} (the first matching behavior wins)"
+        )),
+        (_, None) => p.push(format!("{dist_id}: no behavior for {API_PATH}")),
+        _ => {}
+    }
+    let accepted = origin_secrets(t);
+    for path in [STREAM_PATH, API_PATH] {
+        let Some(b) = behavior(config, path) else {
+            continue;
+        };
+        let Some(origin) = origin_of(config, b) else {
+            p.push(format!(
+                "{dist_id}: {path} targets no origin of the distribution"
+            ));
+            continue;
+        };
+        let origin_id = origin["Id"].as_str().unwrap_or_default();
+        // The origin secret: CloudFront sends one of the values the function accepts.
+        let sent = list(&origin["OriginCustomHeaders"])
+            .into_iter()
+            .find(|h| {
+                h["HeaderName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(ORIGIN_SECRET_HEADER))
+            })
+            .and_then(|h| t.decide(&h["HeaderValue"]))
+            .and_then(|v| secret_refs(t, &v));
+        match sent.as_deref() {
+            Some([id]) if accepted.contains(id) => {}
+            _ => p.push(format!(
+                "{dist_id}: origin {origin_id} ({path}) must send {ORIGIN_SECRET_HEADER} with one of \
+                 the secrets in CHATBOT_ORIGIN_SECRETS {accepted:?}, sends {sent:?}"
+            )),
+        }
+        if !has_all(&b["AllowedMethods"], &["post"]) || b["CachePolicyId"] != CACHING_DISABLED {
+            p.push(format!(
+                "{dist_id}: {path} must allow POST and disable caching"
+            ));
+        }
+        p.extend(origin_request_policy(t, dist_id, path, b));
+    }
+    if let Some(b) = behavior(config, API_PATH)
+        && let Some(origin) = origin_of(config, b)
+    {
+        let domain = t.text(&origin["DomainName"]).unwrap_or_default();
+        if domain != "${HttpApi}.execute-api.${AWS::Region}.amazonaws.com" {
+            p.push(format!(
+                "{dist_id}: {API_PATH} must go to the HTTP API's execute-api domain, goes to {domain:?}"
+            ));
+        }
+        if origin["CustomOriginConfig"]["OriginProtocolPolicy"] != "https-only" {
+            p.push(format!(
+                "{dist_id}: the {API_PATH} origin must be https-only"
+            ));
+        }
+    }
+    if let Some(b) = behavior(config, STREAM_PATH) {
+        p.extend(post_only_function(t, dist_id, b));
+    }
+    p
+}
+
+/// The behaviour's origin request policy must be one of this template (a managed policy cannot be
+/// checked offline), forward CloudFront-Viewer-Address and the headers the service reads, and
+/// never Host (API Gateway and Lambda route on their own domain name).
+fn origin_request_policy(t: &Template, dist_id: &str, path: &str, b: &Value) -> Vec<String> {
+    let mut p = Vec::new();
+    let policy = b["OriginRequestPolicyId"]["Ref"]
+        .as_str()
+        .filter(|id| t.type_of(id) == Some("AWS::CloudFront::OriginRequestPolicy"))
+        .and_then(|id| t.resource(id));
+    let Some(policy) = policy else {
+        p.push(format!(
+            "{dist_id}: {path} must use an origin request policy of this template (it must forward \
+             {VIEWER_ADDRESS_HEADER}; a managed policy cannot be checked here), got {}",
+            b["OriginRequestPolicyId"]
+        ));
+        return p;
+    };
+    let headers = &props(policy)["OriginRequestPolicyConfig"]["HeadersConfig"];
+    let behavior = headers["HeaderBehavior"].as_str().unwrap_or_default();
+    let names: Vec<String> = list(&headers["Headers"])
+        .iter()
+        .filter_map(|h| h.as_str().map(str::to_ascii_lowercase))
+        .collect();
+    if behavior != "whitelist" {
+        // allViewer and allViewerAndWhitelistCloudFront forward Host; allExcept forwards
+        // whatever a client sends.
+        p.push(format!(
+            "{dist_id}: {path}: origin request policy HeaderBehavior must be whitelist (never Host), got {behavior:?}"
+        ));
+    }
+    if names.iter().any(|h| h == "host") {
+        p.push(format!(
+            "{dist_id}: {path}: the origin request policy forwards Host; API Gateway and the Function URL need their own"
+        ));
+    }
+    let mut wanted = vec![VIEWER_ADDRESS_HEADER, "Content-Type"];
+    if path == STREAM_PATH {
+        // CloudFront's OAC signs with the body hash the page sends.
+        wanted.push("X-Amz-Content-Sha256");
+    }
+    for w in wanted {
+        if !names.contains(&w.to_ascii_lowercase()) {
+            p.push(format!(
+                "{dist_id}: {path}: the origin request policy does not forward {w}"
+            ));
+        }
+    }
+    p
+}
+
+/// The stream path's viewer-request CloudFront Function (what it answers is tested by running
+/// it: tests/deploy_template.rs).
+fn post_only_function(t: &Template, dist_id: &str, b: &Value) -> Vec<String> {
+    let function = list(&b["FunctionAssociations"])
+        .into_iter()
+        .find(|a| a["EventType"] == "viewer-request")
+        .and_then(|a| a["FunctionARN"]["Fn::GetAtt"][0].as_str())
+        .filter(|id| t.type_of(id) == Some("AWS::CloudFront::Function"))
+        .and_then(|id| t.resource(id));
+    let Some(f) = function else {
+        return vec![format!(
+            "{dist_id}: {STREAM_PATH} needs a viewer-request CloudFront Function that lets only POST through"
+        )];
+    };
+    let fp = props(f);
+    let mut p = Vec::new();
+    if fp["FunctionConfig"]["Runtime"] != "cloudfront-js-2.0" || fp["AutoPublish"] != true {
+        p.push(format!(
+            "{dist_id}: the {STREAM_PATH} function must be cloudfront-js-2.0 and published (AutoPublish)"
+        ));
+    }
+    p
+}
+
+/// The JavaScript of the stream path's viewer-request CloudFront Function.
+pub fn stream_function_code(t: &Template) -> Option<String> {
+    let (_, config) = distribution(t).ok()?;
+    let b = behavior(config, STREAM_PATH)?;
+    let id = list(&b["FunctionAssociations"])
+        .into_iter()
+        .find(|a| a["EventType"] == "viewer-request")?["FunctionARN"]["Fn::GetAtt"][0]
+        .as_str()?;
+    props(t.resource(id)?)["FunctionCode"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+/// The optional WAF web ACL: wired from a template parameter (empty = none), and when set, a
+/// CloudFront-scope WAFv2 web ACL (those live in us-east-1).
+pub fn waf(t: &Template) -> Vec<String> {
+    let mut p = Vec::new();
+    let (dist_id, config) = match distribution(t) {
+        Ok(d) => d,
+        Err(e) => return vec![e],
+    };
+    let wiring = &config["WebACLId"];
+    let from_parameter = |v: &Value| {
+        v["Ref"]
+            .as_str()
+            .is_some_and(|id| t.doc["Parameters"].get(id).is_some())
+    };
+    let wired = match wiring.get("Fn::If").and_then(Value::as_array) {
+        Some(branches) => branches.iter().skip(1).any(from_parameter),
+        None => from_parameter(wiring),
+    };
+    if !wired {
+        p.push(format!(
+            "{dist_id}: WebACLId must come from the wafWebAclArn parameter (Fn::If on it being set), got {wiring}"
+        ));
+        return p;
+    }
+    if let Some(arn) = t.decide(wiring) {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        let cloudfront_scope = parts.len() == 6
+            && parts[0] == "arn"
+            && parts[2] == "wafv2"
+            && parts[3] == "us-east-1"
+            && parts[5].starts_with("global/webacl/");
+        if !cloudfront_scope {
+            p.push(format!(
+                "{dist_id}: WebACLId {arn} is not a CloudFront-scope WAFv2 web ACL (arn:aws:wafv2:us-east-1:…:global/webacl/…)"
+            ));
+        }
+    }
+    p
+}
+
 pub fn outputs(t: &Template) -> Vec<String> {
-    [
+    let mut p: Vec<String> = [
         "SiteUrl",
         "ApiUrl",
         "StreamUrl",
@@ -229,5 +478,17 @@ pub fn outputs(t: &Template) -> Vec<String> {
     .iter()
     .filter(|k| t.doc["Outputs"].get(**k).is_none())
     .map(|k| format!("output {k} is missing (scripts/deploy.sh and docs/deploy.md read it)"))
-    .collect()
+    .collect();
+    // Same origin: the API and the stream are served by the site's distribution.
+    let value = |k: &str| t.text(&t.doc["Outputs"][k]["Value"]);
+    for k in ["ApiUrl", "StreamUrl"] {
+        if value(k) != value("SiteUrl") {
+            p.push(format!(
+                "output {k} {:?} must be the site URL {:?} (same origin)",
+                value(k),
+                value("SiteUrl")
+            ));
+        }
+    }
+    p
 }

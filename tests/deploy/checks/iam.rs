@@ -1,10 +1,14 @@
 //! IAM: no wildcard grants, `Resource: "*"` only for X-Ray writes, Bedrock limited to the two
-//! invoke actions on exactly the ARNs the configured models need.
+//! invoke actions on exactly the ARNs the configured models need, DynamoDB limited to exactly
+//! `chatbot_service::store::IAM_ACTIONS` on the state table's ARN.
 
 use std::collections::BTreeSet;
 
 use serde_json::Value;
 
+use chatbot_service::store::IAM_ACTIONS;
+
+use super::spend::state_table;
 use super::stage::configured_models;
 use super::{BEDROCK_ACTIONS, Expect, XRAY_ACTIONS};
 use crate::deploy::template::{ACCOUNT, Template, list, props};
@@ -66,6 +70,8 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
     let mut p = Vec::new();
     let mut bedrock_actions = BTreeSet::new();
     let mut bedrock_arns = BTreeSet::new();
+    let mut dynamodb_actions = BTreeSet::new();
+    let table_arn = state_table(t).map(|id| format!("${{{id}.Arn}}"));
     for (id, s) in statements(t) {
         let allow = s["Effect"] == "Allow";
         if s.get("NotAction").is_some() || s.get("NotResource").is_some() {
@@ -103,6 +109,28 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
                 ));
             }
         }
+        let dynamodb: Vec<&String> = actions
+            .iter()
+            .filter(|a| a.starts_with("dynamodb:"))
+            .collect();
+        if allow && !dynamodb.is_empty() {
+            if dynamodb.len() != actions.len() {
+                p.push(format!(
+                    "{id}: DynamoDB and other actions share a statement: {actions:?}"
+                ));
+            }
+            dynamodb_actions.extend(dynamodb.iter().map(|a| a.to_string()));
+            // Exactly the table: not "*", not another table, not its indexes or streams.
+            let only_table = !resources.is_empty()
+                && resources.len() == list(&s["Resource"]).len()
+                && resources.iter().all(|r| Some(r) == table_arn.as_ref());
+            if !only_table {
+                p.push(format!(
+                    "{id}: DynamoDB actions on {resources:?}, allowed only on the state table ({})",
+                    table_arn.as_deref().unwrap_or("none found")
+                ));
+            }
+        }
         if !allow || bedrock.is_empty() {
             continue;
         }
@@ -125,6 +153,13 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
     if bedrock_actions != wanted {
         p.push(format!(
             "Bedrock actions granted {bedrock_actions:?}, expected exactly {wanted:?}"
+        ));
+    }
+    let wanted_dynamodb: BTreeSet<String> = IAM_ACTIONS.iter().map(|s| s.to_string()).collect();
+    if dynamodb_actions != wanted_dynamodb {
+        p.push(format!(
+            "DynamoDB actions granted {dynamodb_actions:?}, expected exactly \
+             chatbot_service::store::IAM_ACTIONS {wanted_dynamodb:?}"
         ));
     }
     let expected = expected_bedrock_arns(t, x, &mut p);

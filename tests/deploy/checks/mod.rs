@@ -5,7 +5,10 @@
 //! - [`iam`]: least privilege, Bedrock scoped to exactly the configured models.
 //! - [`alarms`]: SNS actions, runbook links, periods, metric math, metric names.
 //! - [`dashboard`]: metric names against the catalog, alarm and Logs Insights widgets.
-//! - [`endpoints`]: the Function URL, the HTTP API, the private site behind CloudFront, outputs.
+//! - [`endpoints`]: the Function URL, the HTTP API, the private site behind CloudFront, `/api/*`
+//!   and the stream behind CloudFront with the origin secret, the optional WAF, outputs.
+//! - [`spend`]: the state table (equal to `chatbot_service::store::schema`), the budgets and the
+//!   generated secrets the functions read.
 
 use std::collections::BTreeSet;
 
@@ -15,6 +18,7 @@ pub mod alarms;
 pub mod dashboard;
 pub mod endpoints;
 pub mod iam;
+pub mod spend;
 pub mod stage;
 
 pub use dashboard::dashboard_body;
@@ -33,6 +37,12 @@ pub struct Expect {
 }
 
 const STREAM_PATH: &str = "/api/chat/stream";
+/// Every other API path, to the HTTP API's execute-api origin.
+const API_PATH: &str = "/api/*";
+/// The header CloudFront adds to API requests with the active origin secret.
+const ORIGIN_SECRET_HEADER: &str = "x-origin-verify";
+/// The header the function identifies a client by behind CloudFront (reference.md §8).
+const VIEWER_ADDRESS_HEADER: &str = "CloudFront-Viewer-Address";
 const BEDROCK_ACTIONS: [&str; 2] = [
     "bedrock:InvokeModel",
     "bedrock:InvokeModelWithResponseStream",
@@ -52,6 +62,11 @@ pub fn all(t: &Template, x: &Expect) -> Vec<String> {
     p.extend(endpoints::function_url(t));
     p.extend(endpoints::http_api(t));
     p.extend(endpoints::site(t));
+    p.extend(endpoints::api_behind_cloudfront(t));
+    p.extend(endpoints::waf(t));
     p.extend(endpoints::outputs(t));
+    p.extend(spend::table(t));
+    p.extend(spend::budgets(t));
+    p.extend(spend::secrets(t));
     p
 }

@@ -164,13 +164,16 @@ pub fn functions(t: &Template, x: &Expect) -> Vec<String> {
         function_in_mode(t, "buffered"),
         function_in_mode(t, "streaming"),
     ) {
-        (Some(_), Some(stream)) => {
-            let reserved =
-                props(t.resource(stream).unwrap())["ReservedConcurrentExecutions"].as_u64();
-            if reserved.is_none_or(|r| r < 1) {
-                p.push(format!(
-                    "{stream}: the streaming function needs a reserved-concurrency cap"
-                ));
+        (Some(api), Some(stream)) => {
+            // Both caps bound spend and Bedrock load whatever reaches the functions.
+            for (id, what) in [(api, "buffered"), (stream, "streaming")] {
+                let reserved =
+                    props(t.resource(id).unwrap())["ReservedConcurrentExecutions"].as_u64();
+                if reserved.is_none_or(|r| r < 1) {
+                    p.push(format!(
+                        "{id}: the {what} function needs a reserved-concurrency cap"
+                    ));
+                }
             }
         }
         _ => p.push(

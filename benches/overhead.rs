@@ -6,7 +6,9 @@
 //!   - `model`: the bare SDK Converse call to the offline model over loopback (the baseline), and
 //!   - `request`: the same call made through the whole router (`POST /api/chat`),
 //!
-//! and their difference, which is the overhead; then criterion's estimate of the mean.
+//! and their difference, which is the overhead; then the same request with both daily budgets
+//! on (in-process store), whose difference is the budget check; then criterion's estimate of the
+//! mean.
 //! Sequential requests on a current-thread runtime, so the numbers are per-request costs.
 
 use std::time::{Duration, Instant};
@@ -54,6 +56,20 @@ fn main() {
     let endpoint = ModelEndpoint::Local(offline.endpoint_url());
     let state = rt.block_on(hosts::start(config, endpoint, sink)).unwrap();
     let router = chatbot_service::app(state.clone());
+    // The same service with both daily budgets on (in-process store; never reached), so the
+    // budget check's share shows as a third line.
+    let mut budgeted = ServiceConfig::defaults();
+    budgeted.lambda_memory_mb = Some(128);
+    budgeted.daily_budget_usd = Some("1000000".into());
+    budgeted.client_daily_budget_usd = Some("1000000".into());
+    let budgeted = rt
+        .block_on(hosts::start(
+            budgeted,
+            ModelEndpoint::Local(offline.endpoint_url()),
+            EmfSink::memory().0,
+        ))
+        .unwrap();
+    let budgeted_router = chatbot_service::app(budgeted);
     let model = state.model().clone();
     let model_id = state.model_id().to_owned();
     let req = ChatRequest {
@@ -65,6 +81,20 @@ fn main() {
         variant: None,
     };
 
+    let through = |router: axum::Router| async move {
+        let res = router
+            .oneshot(
+                Request::post("/api/chat")
+                    .header("content-type", "application/json")
+                    .body(Body::from(BODY))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        res.into_body().collect().await.unwrap();
+    };
+    let one_budgeted = || through(budgeted_router.clone());
     let one_request = || {
         let router = router.clone();
         async move {
@@ -89,12 +119,14 @@ fn main() {
     };
 
     let (mut requests, mut calls) = (Vec::with_capacity(SAMPLES), Vec::with_capacity(SAMPLES));
+    let mut budgeted_requests = Vec::with_capacity(SAMPLES);
     rt.block_on(async {
         for _ in 0..2_000 {
             one_request().await;
+            one_budgeted().await;
             one_call().await;
         }
-        // Interleave so both see the same machine state.
+        // Interleave so all three see the same machine state.
         for i in 0..SAMPLES {
             let t = Instant::now();
             one_call().await;
@@ -102,6 +134,9 @@ fn main() {
             let t = Instant::now();
             one_request().await;
             requests.push(t.elapsed());
+            let t = Instant::now();
+            one_budgeted().await;
+            budgeted_requests.push(t.elapsed());
             if i % 1_000 == 0 {
                 emf.lock().unwrap().clear();
             }
@@ -109,6 +144,7 @@ fn main() {
     });
     let [m50, m90, m99] = percentiles(calls);
     let [r50, r90, r99] = percentiles(requests);
+    let [b50, b90, b99] = percentiles(budgeted_requests);
     println!(
         "overhead: {SAMPLES} sequential requests, zero-latency offline model, telemetry on (JSON logs, EMF, X-Ray UDP)"
     );
@@ -130,6 +166,17 @@ fn main() {
         r50 - m50,
         r90 - m90,
         r99 - m99
+    );
+    println!(
+        "  {:<28} {b50:>9.3} {b90:>9.3} {b99:>9.3}",
+        "… with both daily budgets on"
+    );
+    println!(
+        "  {:<28} {:>9.3} {:>9.3} {:>9.3}",
+        "budget check (difference)",
+        b50 - r50,
+        b90 - r90,
+        b99 - r99
     );
 
     let mut c = Criterion::default()

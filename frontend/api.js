@@ -85,7 +85,9 @@ export async function postChat(body, signal) {
 /** Streamed chat: yields `{ event, data }` with `data` parsed from JSON. A failure before
  * the stream began is thrown as ChatError, like the buffered call. */
 export async function* postChatStream(body, signal) {
-  const res = await send(STREAM_ENDPOINT, body, signal, STREAM_BASE !== "");
+  // Always hashed: deployed, the stream path is a Lambda Function URL behind CloudFront on the
+  // page's own origin, whose Origin Access Control needs the body's hash; locally it is ignored.
+  const res = await send(STREAM_ENDPOINT, body, signal, true);
   if (!res.ok) throw await errorFrom(res);
   const type = res.headers.get("content-type") ?? "";
   if (!type.startsWith("text/event-stream") || !res.body) throw badResponse(res);

@@ -125,6 +125,13 @@ function errorMessage(err) {
       return `The model returned an error.${server}`;
     case "invalid_request":
       return `The chat service did not accept the request.${server}`;
+    case "budget_exhausted":
+      // The server says which budget and when it resets; retrying now would not help.
+      return `${sentence(err.message) || "The daily budget is used up."} The chat is paused until then.`;
+    case "budget_unavailable":
+      return "The chat service can't check its spending right now. Retry in a moment.";
+    case "forbidden":
+      return "This page must be opened from the chat's own address.";
     default:
       return "Something went wrong in the chat service. Please retry.";
   }
@@ -135,8 +142,15 @@ const sentence = (s) => {
   return t === "" ? "" : /[.!?]$/.test(t) ? t : `${t}.`;
 };
 
+/** Refusals by policy (a used-up budget) are notices, not failures: shown plainly, no retry. */
+const NOTICES = new Set(["budget_exhausted"]);
+
 function showError(err) {
+  const notice = NOTICES.has(err.code);
   ui.error.dataset.code = err.code;
+  ui.error.classList.toggle("notice", notice);
+  ui.error.setAttribute("role", notice ? "status" : "alert");
+  ui.retry.hidden = notice;
   ui.errorText.textContent = errorMessage(err);
   ui.errorRef.textContent = err.requestId ? `Request ID ${err.requestId}` : "";
   ui.error.hidden = false;

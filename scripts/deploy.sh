@@ -71,7 +71,6 @@ output() {
   aws cloudformation describe-stacks --region "$REGION" --stack-name "$stack" \
     --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
 }
-stream=$(output StreamUrl)
 site=$(output SiteUrl)
 bucket=$(output SiteBucketName)
 distribution=$(output DistributionId)
@@ -82,10 +81,9 @@ site_dir=$(mktemp -d)
 trap 'rm -rf "$site_dir"' EXIT
 cp -R frontend/. "$site_dir/"
 # Same origin: the distribution serves the page and routes /api/* (HTTP API) and
-# /api/chat/stream (Function URL). apiBaseUrl stays empty (relative /api/...). streamUrl is the
-# site's own URL, not empty: frontend/api.js adds the body hash (x-amz-content-sha256) that
-# the stream origin's OAC needs only when streamUrl is set.
-print_config "" "$stream" >"$site_dir/config.js"
+# /api/chat/stream (Function URL), so both URLs stay empty (relative /api/...). The page always
+# sends the body hash (x-amz-content-sha256) the stream origin's OAC needs.
+print_config "" "" >"$site_dir/config.js"
 # Assets may be cached for minutes; the page and its config must be fetched fresh.
 aws s3 sync "$site_dir/" "s3://$bucket/" --region "$REGION" --delete \
   --exclude index.html --exclude config.js --cache-control "public, max-age=300"

@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the chat service and page locally (the default).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run only the offline Bedrock-compatible endpoint (for load tests and other tools).
     OfflineModel(OfflineModelArgs),
     /// Report what the deployed function cost, from its CloudWatch metrics and logs: per model,
@@ -116,7 +116,7 @@ pub fn main() -> ExitCode {
                         .await
                         .map_err(|e| Failure::from(format!("offline model: {e}")))
                 }
-                Some(Command::Serve(args)) => Ok(serve(args, started).await?),
+                Some(Command::Serve(args)) => Ok(serve(*args, started).await?),
                 Some(Command::CostReport(args)) => cost_report(args).await,
                 Some(Command::CostEstimate(args)) => Ok(chatbot_cost::estimate::run(args)?),
                 Some(Command::CreateTable(args)) => {

@@ -156,6 +156,8 @@ impl Harness {
 
 /// `default` cases per property unless `PROPTEST_CASES` says otherwise. Failures are not
 /// persisted to files: proptest prints the shrunk input, which is what a regression test needs.
+/// A seeded runner: the same cases every run, so what a test saw (e.g. every status class
+/// reached) does not depend on luck. `PROPTEST_CASES` raises the count for a longer search.
 fn runner(default: u32) -> TestRunner {
     let mut config = Config {
         failure_persistence: None,
@@ -164,7 +166,12 @@ fn runner(default: u32) -> TestRunner {
     if std::env::var_os("PROPTEST_CASES").is_none() {
         config.cases = default;
     }
-    TestRunner::new(config)
+    TestRunner::new_with_rng(
+        config,
+        proptest::test_runner::TestRng::deterministic_rng(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+        ),
+    )
 }
 
 fn chat_path() -> impl Strategy<Value = &'static str> {

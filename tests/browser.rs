@@ -86,6 +86,11 @@ async fn steps(page: &Page, server: &ChatServer, artifacts: &Path) {
         stop_aborts_the_model_stream(page, server),
     )
     .await;
+    timed(
+        "a used-up budget is a plain notice",
+        budget_refusal_is_a_plain_notice(page),
+    )
+    .await;
 }
 
 async fn timed(name: &str, step: impl Future<Output = ()>) {
@@ -432,6 +437,45 @@ async fn throttle_shows_friendly_error(page: &Page) {
         2,
         "the failed reply was replaced"
     );
+}
+
+/// A service whose daily budget is smaller than any request's worst case: the page says so in
+/// the server's words, as a notice (not an error, no Retry).
+async fn budget_refusal_is_a_plain_notice(page: &Page) {
+    let mut config = chatbot_service::config::ServiceConfig::defaults();
+    config.daily_budget_usd = Some("0.00000001".into());
+    let spent = ChatServer::start_with(config).await;
+    let page = Page::new(page.client().clone(), &spent.url);
+    page.open().await;
+    page.send_with_enter("Anyone?").await;
+    let code = page
+        .wait_for(
+            "the notice",
+            "!document.getElementById('error').hidden && document.getElementById('error').dataset.code",
+            REPLY_TIMEOUT,
+        )
+        .await;
+    assert_eq!(code, "budget_exhausted");
+    let text = page
+        .js("return document.getElementById('error-text').textContent;")
+        .await;
+    assert_eq!(
+        text,
+        "This service has used up its daily budget; try again after midnight UTC. The chat is paused until then."
+    );
+    let (class, role) = (
+        page.js("return document.getElementById('error').className;")
+            .await,
+        page.js("return document.getElementById('error').getAttribute('role');")
+            .await,
+    );
+    assert_eq!(class, "error-banner notice");
+    assert_eq!(role, "status", "announced politely, not as an alert");
+    assert!(
+        !page.displayed("retry").await,
+        "no Retry: it would not help"
+    );
+    assert!(page.enabled("input").await);
 }
 
 // ---- 3. stop ------------------------------------------------------------------------------

@@ -174,13 +174,20 @@ impl Server {
         panic!("expected {n} EMF documents, got {}", self.chat_docs().len());
     }
 
-    fn summary(&self, request_id: &str) -> Value {
+    /// The request's summary line (written as its response body ends: wait for it).
+    async fn summary(&self, request_id: &str) -> Value {
         self.child
             .stdout()
-            .snapshot()
-            .into_iter()
-            .filter_map(|l| l.json)
-            .find(|v| v["message"] == "request completed" && v["requestId"] == request_id)
+            .wait_for(
+                |l| {
+                    l.json.as_ref().is_some_and(|v| {
+                        v["message"] == "request completed" && v["requestId"] == request_id
+                    })
+                },
+                Duration::from_secs(10),
+            )
+            .await
+            .and_then(|l| l.json)
             .unwrap_or_else(|| panic!("no summary line for {request_id}"))
     }
 
@@ -213,7 +220,11 @@ impl Server {
             .await
             .unwrap()
             .item?;
-        let n = |k: &str| Decimal::from_str(item[k].as_n().unwrap()).unwrap();
+        // Stored in whole attodollars (10⁻¹⁸ USD).
+        let n = |k: &str| {
+            let units: i128 = item[k].as_n().unwrap().parse().unwrap();
+            Decimal::from_i128_with_scale(units, 18).normalize()
+        };
         Some((n("committed"), n("reserved"), n("spent")))
     }
 }
@@ -254,11 +265,21 @@ fn assert_refusal(a: &Answer, scope_words: &str) {
         !message.chars().any(|c| c.is_ascii_digit() || c == '$'),
         "no amounts: {message}"
     );
-    let retry: i64 = a.retry_after.as_deref().expect("Retry-After").parse().unwrap();
+    let retry: i64 = a
+        .retry_after
+        .as_deref()
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     let now = time::OffsetDateTime::now_utc();
-    let midnight = (now.date() + time::Duration::days(1)).midnight().assume_utc();
+    let midnight = (now.date() + time::Duration::days(1))
+        .midnight()
+        .assume_utc();
     let expected = (midnight - now).whole_seconds();
-    assert!((retry - expected).abs() <= 5, "Retry-After {retry}, expected ~{expected}");
+    assert!(
+        (retry - expected).abs() <= 5,
+        "Retry-After {retry}, expected ~{expected}"
+    );
 }
 
 macro_rules! both_stores {
@@ -285,23 +306,20 @@ async fn parallel_requests_never_overrun_the_budget(kind: StoreKind) {
     let message = "hi";
     let w = worst_case(message);
     let budget = w * Decimal::from(3);
-    let server = Server::start(
-        kind,
-        &[("CHATBOT_DAILY_BUDGET_USD", &budget.to_string())],
-    )
-    .await;
+    let server = Server::start(kind, &[("CHATBOT_DAILY_BUDGET_USD", &budget.to_string())]).await;
     let client = server.client(2);
-    let answers = futures_util::future::join_all(
-        (0..50).map(|_| chat(&client, &server.url, message)),
-    )
-    .await;
+    let answers =
+        futures_util::future::join_all((0..50).map(|_| chat(&client, &server.url, message))).await;
     let served: Vec<&Answer> = answers.iter().filter(|a| a.status == 200).collect();
     let refused: Vec<&Answer> = answers.iter().filter(|a| a.status != 200).collect();
     assert!(!served.is_empty() && !refused.is_empty(), "some of each");
     for a in &refused {
-        assert_refusal(a, "this service has used up its daily budget");
+        assert_refusal(a, "This service has used up its daily budget");
     }
-    let mut spent: Decimal = served.iter().map(|a| dec(&a.body["cost"]["totalUsd"])).sum();
+    let mut spent: Decimal = served
+        .iter()
+        .map(|a| dec(&a.body["cost"]["totalUsd"]))
+        .sum();
     assert!(spent <= budget, "served {spent} > budget {budget}");
     eprintln!(
         "{kind:?}: {} served, {} refused; spent {spent} of {budget}",
@@ -339,7 +357,7 @@ async fn parallel_requests_never_overrun_the_budget(kind: StoreKind) {
             assert!(room >= w, "served with {room} left < {w}");
             spent += dec(&a.body["cost"]["totalUsd"]);
         } else {
-            assert_refusal(&a, "this service");
+            assert_refusal(&a, "This service");
             assert!(room < w, "refused with {room} left ≥ {w}");
             refused_at = Some(room);
             break;
@@ -379,9 +397,12 @@ async fn one_client_exhausted_while_another_is_served(kind: StoreKind) {
         assert!(served < 50, "never refused");
     };
     assert!(served >= 2, "served {served}");
-    assert_refusal(&refusal, "you have used up your daily budget");
-    let id = refusal.body["error"]["requestId"].as_str().unwrap().to_owned();
-    let summary = server.summary(&id);
+    assert_refusal(&refusal, "You have used up your daily budget");
+    let id = refusal.body["error"]["requestId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let summary = server.summary(&id).await;
     assert_eq!(summary["budgetRejected"], "client");
     assert!(
         !summary.to_string().contains("127.0.0.2"),
@@ -420,14 +441,17 @@ async fn settlement_follows_what_bedrock_may_have_billed(kind: StoreKind) {
             .or(a.body["error"]["requestId"].as_str())
             .unwrap()
             .to_owned();
-        let s = server.summary(&id);
+        let s = server.summary(&id).await;
         let reserved = dec(&s["budgetReservedUsd"]);
         let settled = dec(&s["budgetSettledUsd"]);
         assert_eq!(reserved, worst_case(text), "{label}: {s}");
         match label {
             "ok" => assert_eq!(settled, dec(&a.body["cost"]["totalUsd"]), "{s}"),
             "throttled" => assert_eq!(settled, Decimal::ZERO, "{s}"),
-            _ => assert_eq!(settled, reserved, "{label}: unknown cost keeps the reservation: {s}"),
+            _ => assert_eq!(
+                settled, reserved,
+                "{label}: unknown cost keeps the reservation: {s}"
+            ),
         }
         total += settled;
     }
@@ -445,22 +469,12 @@ async fn settlement_follows_what_bedrock_may_have_billed(kind: StoreKind) {
     let mut body = res.bytes_stream();
     let mut seen = String::new();
     while !seen.contains("event: delta") {
-        seen.push_str(&String::from_utf8_lossy(&body.next().await.unwrap().unwrap()));
+        seen.push_str(&String::from_utf8_lossy(
+            &body.next().await.unwrap().unwrap(),
+        ));
     }
     drop(body);
-    let summary = loop {
-        let found = server
-            .child
-            .stdout()
-            .snapshot()
-            .into_iter()
-            .filter_map(|l| l.json)
-            .find(|v| v["message"] == "request completed" && v["requestId"] == id.as_str());
-        if let Some(s) = found {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let summary = server.summary(&id).await;
     assert_eq!(summary["clientAborted"], true, "{summary}");
     let w = worst_case(text);
     assert_eq!(dec(&summary["budgetSettledUsd"]), w, "{summary}");
@@ -505,7 +519,7 @@ async fn an_unreachable_store_fails_closed_or_open_as_configured() {
             .or(a.body["error"]["requestId"].as_str())
             .unwrap()
             .to_owned();
-        let summary = server.summary(&id);
+        let summary = server.summary(&id).await;
         if fail_open {
             assert_eq!(a.status, 200, "{}", a.body);
             assert_eq!(summary["budgetFailedOpen"], true, "{summary}");
@@ -546,4 +560,157 @@ fn bad_budget_configuration_refuses_start_up() {
             assert!(stderr.contains(var), "{binary}: {stderr}");
         }
     }
+}
+
+/// With DynamoDB, the budget check is one round trip before the model call and one after it:
+/// one `UpdateItem` each for one budget, one `TransactWriteItems` each for two (counted by a
+/// relay in front of moto).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_check_is_one_round_trip_before_and_one_after() {
+    let moto = Moto::start_serialized();
+    let relay = moto_rig::cbor_proxy::CborProxy::start(&moto.endpoint).await;
+    for (budgets, expected) in [
+        (
+            &[("CHATBOT_DAILY_BUDGET_USD", "1")][..],
+            ["UpdateItem", "UpdateItem"],
+        ),
+        (
+            &[
+                ("CHATBOT_DAILY_BUDGET_USD", "1"),
+                ("CHATBOT_CLIENT_DAILY_BUDGET_USD", "1"),
+            ][..],
+            ["TransactWriteItems", "TransactWriteItems"],
+        ),
+    ] {
+        let mut env = base_env(StoreKind::Dynamo, Some(&relay.endpoint));
+        let out = Command::new(env!("CARGO_BIN_EXE_chatbot"))
+            .args(["create-table", "--table", TABLE])
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap();
+        // The second round finds the table there already.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || stderr.contains("ResourceInUseException"),
+            "{stderr}"
+        );
+        env.extend(budgets.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let server = Server::spawn(env, None).await;
+        let client = server.client(2);
+        for _ in 0..3 {
+            let before = relay.operations().len();
+            let a = chat(&client, &server.url, "hi").await;
+            assert_eq!(a.status, 200, "{}", a.body);
+            assert_eq!(&relay.operations()[before..], expected);
+        }
+    }
+}
+
+/// `chatbot create-table` makes the table `chatbot_service::store::schema` declares (which the
+/// template test holds `serverless.yml` to): keys, on-demand, encryption, TTL, PITR.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_table_makes_the_declared_schema() {
+    use chatbot_service::store::schema::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
+    let server_moto = Moto::start(&[]);
+    let env = base_env(StoreKind::Dynamo, Some(&server_moto.endpoint));
+    let run = || {
+        Command::new(env!("CARGO_BIN_EXE_chatbot"))
+            .args(["create-table", "--table", TABLE])
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = run();
+    assert!(
+        !again.status.success(),
+        "a second run reports the table exists"
+    );
+    assert!(String::from_utf8_lossy(&again.stderr).contains("ResourceInUseException"));
+
+    let conf = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .endpoint_url(&server_moto.endpoint)
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(conf);
+    let table = client
+        .describe_table()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<(String, String)> = table
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (PARTITION_KEY.to_owned(), "HASH".to_owned()),
+            (SORT_KEY.to_owned(), "RANGE".to_owned())
+        ]
+    );
+    for a in table.attribute_definitions() {
+        assert_eq!(a.attribute_type().as_str(), "S", "{a:?}");
+    }
+    assert_eq!(
+        table
+            .billing_mode_summary()
+            .and_then(|b| b.billing_mode())
+            .map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    assert_eq!(
+        table
+            .sse_description()
+            .and_then(|s| s.status())
+            .map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+    let ttl = client
+        .describe_time_to_live()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .unwrap();
+    assert_eq!(ttl.attribute_name(), Some(TTL_ATTRIBUTE));
+    assert_eq!(
+        ttl.time_to_live_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+    let pitr = client
+        .describe_continuous_backups()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap()
+        .continuous_backups_description
+        .unwrap()
+        .point_in_time_recovery_description
+        .unwrap();
+    assert_eq!(
+        pitr.point_in_time_recovery_status().map(|s| s.as_str()),
+        Some("ENABLED")
+    );
 }

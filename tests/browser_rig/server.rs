@@ -25,12 +25,17 @@ impl ChatServer {
     /// What `chatbot serve` runs, with the default service configuration and an offline model
     /// that paces its reply like a real one.
     pub async fn start() -> Self {
+        Self::start_with(ServiceConfig::defaults()).await
+    }
+
+    /// The same with another service configuration (e.g. a budget).
+    pub async fn start_with(config: ServiceConfig) -> Self {
         let offline = OfflineConfig {
             ttft_ms: 200,
             tokens_per_sec: TOKENS_PER_SEC,
             ..OfflineConfig::default()
         };
-        let svc = service_rig::service(ServiceConfig::defaults(), offline).await;
+        let svc = service_rig::service(config, offline).await;
         let frontend = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("frontend");
         let router = local::with_frontend(svc.router.clone(), frontend);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -6,7 +6,9 @@
 //! request as the equivalent AWS JSON 1.0 request (same operation, same members, with the query-
 //! compatibility header), sends it to moto, and re-encodes moto's JSON reply (or error) as CBOR.
 //! The SDK, its serializers and moto's CloudWatch model are all real; only the encoding is
-//! translated. Other requests (CloudWatch Logs, AWS JSON 1.1) pass through unchanged.
+//! translated. Other requests (CloudWatch Logs, AWS JSON 1.1, DynamoDB's JSON 1.0) pass through
+//! unchanged. Every operation relayed is logged ([`CborProxy::operations`]), so a test can count
+//! the round trips a request made.
 
 use std::sync::Arc;
 
@@ -44,11 +46,13 @@ const DOUBLES: &[&str] = &[
 struct Shared {
     moto: String,
     http: reqwest::Client,
+    operations: std::sync::Mutex<Vec<String>>,
 }
 
 /// The relay; dropping it stops it.
 pub struct CborProxy {
     pub endpoint: String,
+    shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -67,8 +71,9 @@ impl CborProxy {
                 .no_proxy()
                 .build()
                 .expect("HTTP client"),
+            operations: std::sync::Mutex::new(Vec::new()),
         });
-        let app = Router::new().fallback(relay).with_state(shared);
+        let app = Router::new().fallback(relay).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the relay");
@@ -76,7 +81,16 @@ impl CborProxy {
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("relay server");
         });
-        CborProxy { endpoint, task }
+        CborProxy {
+            endpoint,
+            shared,
+            task,
+        }
+    }
+
+    /// The operations relayed so far, in order (`UpdateItem`, `GetMetricData`, …).
+    pub fn operations(&self) -> Vec<String> {
+        self.shared.operations.lock().unwrap().clone()
     }
 }
 
@@ -86,6 +100,17 @@ async fn relay(State(s): State<Arc<Shared>>, req: Request) -> Response {
         .await
         .expect("request body");
     let path = parts.uri.path().to_owned();
+    let operation = path
+        .strip_prefix(CBOR_PREFIX)
+        .map(str::to_owned)
+        .or_else(|| {
+            let target = parts.headers.get("x-amz-target")?.to_str().ok()?;
+            Some(target.rsplit('.').next()?.to_owned())
+        });
+    s.operations
+        .lock()
+        .unwrap()
+        .push(operation.unwrap_or_else(|| path.clone()));
     match path.strip_prefix(CBOR_PREFIX) {
         Some(op) => cbor_call(&s, op, &parts.headers, bytes).await,
         None => {

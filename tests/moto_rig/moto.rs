@@ -50,8 +50,11 @@ impl Moto {
             // The venv's python, next to its moto_server.
             let python = bin.with_file_name("python");
             let mut c = Command::new(python);
-            c.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/moto_rig/moto_serial.py"))
-                .args(["127.0.0.1", &port.to_string()]);
+            c.arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/moto_rig/moto_serial.py"
+            ))
+            .args(["127.0.0.1", &port.to_string()]);
             c
         } else {
             let mut c = Command::new(&bin);

@@ -208,11 +208,17 @@ impl ServiceConfig {
             && self.state_table.is_some()
             && self.hash_key.is_none()
         {
-            return Err("CHATBOT_CLIENT_DAILY_BUDGET_USD with CHATBOT_STATE_TABLE needs \
+            return Err(
+                "CHATBOT_CLIENT_DAILY_BUDGET_USD with CHATBOT_STATE_TABLE needs \
                         CHATBOT_HASH_KEY: every instance must hash a client's address the same way"
-                .into());
+                    .into(),
+            );
         }
-        if self.hash_key.as_ref().is_some_and(|k| k.expose().len() < 16) {
+        if self
+            .hash_key
+            .as_ref()
+            .is_some_and(|k| k.expose().len() < 16)
+        {
             return Err("CHATBOT_HASH_KEY must be at least 16 characters".into());
         }
         Ok(())
@@ -253,8 +259,12 @@ fn parse_budget(name: &str, value: Option<&str>) -> Result<Option<Decimal>, Stri
     let Some(raw) = value else { return Ok(None) };
     match Decimal::from_str(raw.trim()) {
         Ok(d) if d > Decimal::ZERO => Ok(Some(d)),
-        Ok(_) => Err(format!("{name} must be a positive amount in USD, got {raw:?}")),
-        Err(_) => Err(format!("{name} must be an amount in USD (like 5 or 0.25), got {raw:?}")),
+        Ok(_) => Err(format!(
+            "{name} must be a positive amount in USD, got {raw:?}"
+        )),
+        Err(_) => Err(format!(
+            "{name} must be an amount in USD (like 5 or 0.25), got {raw:?}"
+        )),
     }
 }
 

@@ -108,7 +108,7 @@ mod tests {
             hex::encode(a.digest("client", b"192.0.2.1")),
             hex::encode({
                 let mut m = Hmac::<Sha256>::new_from_slice(b"key-a").unwrap();
-                m.update(b"client\0192.0.2.1");
+                m.update(b"client\x00192.0.2.1");
                 <[u8; 32]>::from(m.finalize().into_bytes())
             })
         );

@@ -288,14 +288,22 @@ mod tests {
         );
         assert!(err("a=acme.unknown-v1:0:5").contains("no price for acme.unknown-v1:0"));
         assert!(err("bad name=us.amazon.nova-micro-v1:0:5").contains("name must be"));
-        let e = Variants::from_config(None, "x", Some("acme.nope"), false, None, &prices()).unwrap_err();
+        let e = Variants::from_config(None, "x", Some("acme.nope"), false, None, &prices())
+            .unwrap_err();
         assert!(e.contains("CHATBOT_FALLBACK_MODEL_ID"));
     }
 
     #[test]
     fn unset_means_one_default_variant() {
-        let v = Variants::from_config(None, "us.amazon.nova-micro-v1:0", None, false, None, &prices())
-            .unwrap();
+        let v = Variants::from_config(
+            None,
+            "us.amazon.nova-micro-v1:0",
+            None,
+            false,
+            None,
+            &prices(),
+        )
+        .unwrap();
         assert_eq!(v.list().len(), 1);
         let a = v.assign(Some("anything"), None).unwrap();
         assert_eq!(

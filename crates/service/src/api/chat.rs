@@ -5,8 +5,8 @@ use axum::extract::{Extension, State};
 use serde::Serialize;
 
 use super::model_choice::{assign, with_fallback};
-use super::spend;
 use super::reply::{LatencyBody, UsageBody, cost_body};
+use super::spend;
 use crate::app::AppState;
 use crate::budget::ClientId;
 use crate::error::ApiError;

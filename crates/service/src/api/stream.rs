@@ -16,8 +16,8 @@ use futures_util::stream::{self, Stream};
 use serde::Serialize;
 
 use super::model_choice::{assign, with_fallback};
-use super::spend;
 use super::reply::{LatencyBody, UsageBody, cost_body};
+use super::spend;
 use crate::app::AppState;
 use crate::budget::{ClientId, Reservation};
 use crate::error::ApiError;

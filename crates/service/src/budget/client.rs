@@ -7,8 +7,9 @@
 //! - Otherwise API Gateway's or the Function URL's `requestContext` source IP, or, on the local
 //!   server, the TCP peer.
 //!
-//! The address is hashed with `CHATBOT_HASH_KEY` (HMAC-SHA256) and only the hash is kept and
-//! used as a key: the store never holds an address.
+//! An IPv4 address is one client; an IPv6 client is its /64 (the network a subscriber gets,
+//! in which it can pick any address). The address is hashed with `CHATBOT_HASH_KEY`
+//! (HMAC-SHA256) and only the hash is kept and used as a key: the store never holds an address.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -39,6 +40,21 @@ pub fn parse_viewer_address(value: &str) -> Option<IpAddr> {
     ip.trim_matches(|c| c == '[' || c == ']').parse().ok()
 }
 
+/// What a budget is kept per: an IPv4 address, or an IPv6 /64 — one subscriber's network (a
+/// host picks any address in it, so per-address budgets would be unlimited).
+pub fn budget_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
 /// The address the platform reports for this request.
 pub fn client_address(parts: &Parts, behind_cloudfront: bool) -> Option<IpAddr> {
     if behind_cloudfront {
@@ -57,7 +73,11 @@ pub fn client_address(parts: &Parts, behind_cloudfront: bool) -> Option<IpAddr> 
             return c.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
         }
         Some(RequestContext::ApiGatewayV1(c)) => {
-            return c.identity.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+            return c
+                .identity
+                .source_ip
+                .as_deref()
+                .and_then(|ip| ip.parse().ok());
         }
         _ => {}
     }
@@ -73,7 +93,10 @@ impl FromRequestParts<AppState> for ClientId {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let behind_cloudfront = !state.config().origin_secrets.is_empty();
         let id = match client_address(parts, behind_cloudfront) {
-            Some(ip) => hex::encode(&state.hash_key().digest("client", ip.to_string().as_bytes())[..16]),
+            Some(ip) => {
+                let key = budget_key(ip);
+                hex::encode(&state.hash_key().digest("client", key.as_bytes())[..16])
+            }
             None => "unknown".to_owned(),
         };
         Ok(ClientId(id))
@@ -95,6 +118,19 @@ mod tests {
             Some("2001:db8::1".parse().unwrap())
         );
         assert_eq!(parse_viewer_address("198.51.100.10"), None);
+        assert_eq!(
+            budget_key("198.51.100.10".parse().unwrap()),
+            "198.51.100.10"
+        );
+        assert_eq!(
+            budget_key("2001:db8:aa:bb:1:2:3:4".parse().unwrap()),
+            budget_key("2001:db8:aa:bb:ffff::9".parse().unwrap()),
+        );
+        assert_ne!(
+            budget_key("2001:db8:aa:bb::1".parse().unwrap()),
+            budget_key("2001:db8:aa:bc::1".parse().unwrap()),
+        );
+        assert_eq!(budget_key("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1");
         assert_eq!(parse_viewer_address("nonsense:80"), None);
     }
 }

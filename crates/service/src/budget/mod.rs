@@ -52,10 +52,10 @@ impl BudgetScope {
     pub fn refusal(self) -> &'static str {
         match self {
             BudgetScope::Service => {
-                "this service has used up its daily budget; try again after midnight UTC"
+                "This service has used up its daily budget; try again after midnight UTC"
             }
             BudgetScope::Client => {
-                "you have used up your daily budget; try again after midnight UTC"
+                "You have used up your daily budget; try again after midnight UTC"
             }
         }
     }
@@ -245,9 +245,7 @@ fn day_of(t: OffsetDateTime) -> String {
 
 /// The next UTC midnight after `t`.
 fn day_end(t: OffsetDateTime) -> OffsetDateTime {
-    (t.date() + time::Duration::days(1))
-        .midnight()
-        .assume_utc()
+    (t.date() + time::Duration::days(1)).midnight().assume_utc()
 }
 
 #[cfg(test)]

@@ -37,8 +37,8 @@ pub struct WorstCase<'a> {
 
 impl WorstCase<'_> {
     pub fn input_tokens(&self, req: &ChatRequest) -> u64 {
-        let bytes: usize = self.system_prompt.len()
-            + req.messages.iter().map(|m| m.content.len()).sum::<usize>();
+        let bytes: usize =
+            self.system_prompt.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>();
         bytes as u64 + TOKENS_PER_MESSAGE * (req.messages.len() as u64 + 1)
     }
 
@@ -84,7 +84,11 @@ mod tests {
                 .iter()
                 .enumerate()
                 .map(|(i, t)| Message {
-                    role: if i % 2 == 0 { Role::User } else { Role::Assistant },
+                    role: if i % 2 == 0 {
+                        Role::User
+                    } else {
+                        Role::Assistant
+                    },
                     content: t.to_string(),
                 })
                 .collect(),

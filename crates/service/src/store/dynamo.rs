@@ -7,7 +7,6 @@
 //! `UpdateItem`.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -82,9 +81,29 @@ fn s(v: &str) -> AttributeValue {
     AttributeValue::S(v.to_owned())
 }
 
-fn n(d: Decimal) -> AttributeValue {
-    // rust_decimal never writes exponents, which DynamoDB (and moto) would refuse.
-    AttributeValue::N(d.normalize().to_string())
+/// Amounts are stored as whole attodollars (10⁻¹⁸ USD): integers are exact in DynamoDB's
+/// number type, every cost this service computes has at most 18 decimals, and a budget of a
+/// million dollars is 25 digits (DynamoDB keeps 38). Rounding, if a price table ever had more
+/// decimals, is upwards: a counter may then overstate by 10⁻¹⁸ per request, never understate.
+/// (Decimal fractions also tripped moto: a sum that reaches zero is stored as `0E-9`, which its
+/// next `ADD` cannot parse.)
+const SCALE: u32 = 18;
+
+/// `d` in attodollars, rounded up.
+fn units(d: Decimal) -> i128 {
+    let scaled = (d * Decimal::from(10u64.pow(SCALE))).ceil();
+    scaled.mantissa() / 10i128.pow(scaled.scale())
+}
+
+fn n(units: i128) -> AttributeValue {
+    AttributeValue::N(units.to_string())
+}
+
+fn from_units(text: &str) -> Option<Decimal> {
+    let units: i128 = text.parse().ok()?;
+    Decimal::try_from_i128_with_scale(units, SCALE)
+        .ok()
+        .map(|d| d.normalize())
 }
 
 fn key(pk: &str) -> HashMap<String, AttributeValue> {
@@ -94,13 +113,27 @@ fn key(pk: &str) -> HashMap<String, AttributeValue> {
     ])
 }
 
-fn names() -> HashMap<String, String> {
-    HashMap::from([
-        ("#c".to_owned(), "committed".to_owned()),
-        ("#r".to_owned(), "reserved".to_owned()),
-        ("#s".to_owned(), "spent".to_owned()),
-        ("#e".to_owned(), TTL_ATTRIBUTE.to_owned()),
-        ("#pk".to_owned(), PARTITION_KEY.to_owned()),
+/// The attribute names an expression uses (DynamoDB refuses unused ones).
+fn names(used: &[(&str, &str)]) -> HashMap<String, String> {
+    used.iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn reserve_names() -> HashMap<String, String> {
+    names(&[
+        ("#c", "committed"),
+        ("#r", "reserved"),
+        ("#e", TTL_ATTRIBUTE),
+    ])
+}
+
+fn settle_names() -> HashMap<String, String> {
+    names(&[
+        ("#c", "committed"),
+        ("#r", "reserved"),
+        ("#s", "spent"),
+        ("#pk", PARTITION_KEY),
     ])
 }
 
@@ -110,25 +143,37 @@ const SETTLE_UPDATE: &str = "ADD #c :delta, #r :release, #s :actual";
 const SETTLE_CONDITION: &str = "attribute_exists(#pk)";
 
 fn reserve_values(r: &Reserve) -> HashMap<String, AttributeValue> {
+    let x = units(r.amount);
+    // The limit rounded down, so rounding never lets a reservation past it.
+    let limit = -units(-r.limit);
     HashMap::from([
-        (":x".to_owned(), n(r.amount)),
+        (":x".to_owned(), n(x)),
         (":e".to_owned(), AttributeValue::N(r.expires_at.to_string())),
-        (":room".to_owned(), n(r.limit - r.amount)),
+        (":room".to_owned(), n(limit - x)),
     ])
 }
 
 fn settle_values(s: &Settle) -> HashMap<String, AttributeValue> {
+    // The same rounding of the reservation as when it was made, so release cancels it exactly.
+    let (reserved, actual) = (units(s.reserved), units(s.actual));
     HashMap::from([
-        (":delta".to_owned(), n(s.actual - s.reserved)),
-        (":release".to_owned(), n(-s.reserved)),
-        (":actual".to_owned(), n(s.actual)),
+        (":delta".to_owned(), n(actual - reserved)),
+        (":release".to_owned(), n(-reserved)),
+        (":actual".to_owned(), n(actual)),
     ])
 }
 
-fn decimal(item: &HashMap<String, AttributeValue>, name: &str) -> Decimal {
+fn amount(item: &HashMap<String, AttributeValue>, name: &str) -> Decimal {
     item.get(name)
         .and_then(|v| v.as_n().ok())
-        .and_then(|v| Decimal::from_str(v).or_else(|_| Decimal::from_scientific(v)).ok())
+        .and_then(|v| from_units(v))
+        .unwrap_or_default()
+}
+
+fn epoch_seconds(item: &HashMap<String, AttributeValue>) -> i64 {
+    item.get(TTL_ATTRIBUTE)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
         .unwrap_or_default()
 }
 
@@ -152,7 +197,7 @@ impl DynamoStore {
                     .set_key(Some(key(&one.key)))
                     .update_expression(RESERVE_UPDATE)
                     .condition_expression(RESERVE_CONDITION)
-                    .set_expression_attribute_names(Some(names()))
+                    .set_expression_attribute_names(Some(reserve_names()))
                     .set_expression_attribute_values(Some(reserve_values(one)))
                     .send()
                     .await;
@@ -176,7 +221,7 @@ impl DynamoStore {
                             .set_key(Some(key(&r.key)))
                             .update_expression(RESERVE_UPDATE)
                             .condition_expression(RESERVE_CONDITION)
-                            .set_expression_attribute_names(Some(names()))
+                            .set_expression_attribute_names(Some(reserve_names()))
                             .set_expression_attribute_values(Some(reserve_values(r)))
                             .build()
                             .map(|u| TransactWriteItem::builder().update(u).build())
@@ -302,25 +347,20 @@ impl DynamoStore {
         Ok(out
             .items()
             .iter()
-            .find(|item| decimal(item, TTL_ATTRIBUTE) > Decimal::from(now))
+            .find(|item| epoch_seconds(item) > now)
             .map(|item| Counter {
-                committed: decimal(item, "committed"),
-                reserved: decimal(item, "reserved"),
-                spent: decimal(item, "spent"),
+                committed: amount(item, "committed"),
+                reserved: amount(item, "reserved"),
+                spent: amount(item, "spent"),
             }))
     }
-}
-
-fn settle_names() -> HashMap<String, String> {
-    let mut names = names();
-    names.remove("#e");
-    names
 }
 
 /// `chatbot create-table --table NAME`, with region, credentials and endpoint from the standard
 /// AWS configuration (`AWS_ENDPOINT_URL_DYNAMODB` for moto).
 pub async fn create_table_from_environment(table: &str) -> Result<(), String> {
-    let shared = crate::model::client::shared_config(&crate::config::ServiceConfig::defaults()).await;
+    let shared =
+        crate::model::client::shared_config(&crate::config::ServiceConfig::defaults()).await;
     create_table(&client(&shared, Duration::from_secs(10)), table).await
 }
 
@@ -400,4 +440,21 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), String> {
             )
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    #[test]
+    fn amounts_are_whole_attodollars_rounded_up() {
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        assert_eq!(units(d("0.000029505")), 29_505_000_000_000);
+        assert_eq!(units(d("-0.000029505")), -29_505_000_000_000);
+        assert_eq!(units(Decimal::from_scientific("1e-19").unwrap()), 1);
+        assert_eq!(units(d("1000000")), 10i128.pow(24));
+        assert_eq!(from_units("29505000000000"), Some(d("0.000029505")));
+        assert_eq!(from_units("0"), Some(Decimal::ZERO));
+    }
 }

@@ -10,7 +10,7 @@ mod moto_rig;
 
 use std::time::{Duration, Instant};
 
-use chatbot_service::store::{DynamoStore, MemoryStore, Reserve, Settle, Store, dynamo};
+use chatbot_service::store::{DynamoStore, InProcessStore, Reserve, Settle, Store, dynamo};
 use rust_decimal::Decimal;
 
 fn percentiles(mut d: Vec<Duration>) -> (f64, f64) {
@@ -61,7 +61,7 @@ fn main() {
     println!("budget check: reserve + settle per request");
     println!("  {:<40} {:>9} {:>9}", "", "p50 ms", "p99 ms");
     rt.block_on(async {
-        let memory = Store::Memory(MemoryStore::new());
+        let memory = Store::InProcess(InProcessStore::new());
         for counters in [1, 2] {
             let (p50, p99) = measure(&memory, counters, 100_000).await;
             println!(

@@ -5,40 +5,25 @@
 //! Costs are read back from the responses and from the EMF documents and summary lines the
 //! process prints, and compared exactly (decimal).
 
+mod binary_rig;
 mod evidence;
 mod lambda_emulator;
 mod moto_rig;
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::process::Command;
 use std::str::FromStr;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use binary_rig::{Answer, Server, StoreKind, TABLE, base_env, chat, create_table, dec};
 use futures_util::StreamExt;
-use lambda_emulator::child::ChildProcess;
 use moto_rig::moto::Moto;
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
-const TABLE: &str = "chatbot-state";
-const HASH_KEY: &str = "test-hash-key-0123456789";
 /// A short system prompt and reply cap, so the worst case is easy to state.
 const SYSTEM: &str = "Be brief.";
 const MAX_TOKENS: u64 = 200;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum StoreKind {
-    Memory,
-    Dynamo,
-}
-
-fn dec(v: &Value) -> Decimal {
-    let text = v.to_string();
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .unwrap_or_else(|e| panic!("not a decimal: {v} ({e})"))
-}
 
 /// The documented worst case of a one-message request on Nova Micro: one input token per byte
 /// of system prompt and message plus 16 per message (the system prompt counts as one), and
@@ -50,208 +35,42 @@ fn worst_case(message: &str) -> Decimal {
         + Decimal::from(MAX_TOKENS) * Decimal::from_str("0.00014").unwrap() / per1k
 }
 
-struct Server {
-    child: ChildProcess,
-    url: String,
-    moto: Option<Moto>,
-}
-
-fn base_env(kind: StoreKind, dynamo_endpoint: Option<&str>) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = [
-        ("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        ("CHATBOT_LISTEN", "127.0.0.1:0"),
-        ("CHATBOT_OFFLINE_TTFT_MS", "0"),
-        ("CHATBOT_OFFLINE_TOKENS_PER_SEC", "0"),
+/// The budget tests' settings: the short system prompt and reply cap above, plus `extra`.
+fn with_budget<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![
         ("CHATBOT_SYSTEM_PROMPT", SYSTEM),
         ("CHATBOT_MAX_TOKENS", "200"),
-        ("CHATBOT_ATTEMPT_TIMEOUT_MS", "1000"),
-        ("CHATBOT_MODEL_TIMEOUT_MS", "1500"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    if kind == StoreKind::Dynamo {
-        for (k, v) in [
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_REGION", "us-east-1"),
-            ("CHATBOT_STATE_TABLE", TABLE),
-            ("CHATBOT_HASH_KEY", HASH_KEY),
-            (
-                "AWS_ENDPOINT_URL_DYNAMODB",
-                dynamo_endpoint.expect("an endpoint"),
-            ),
-        ] {
-            env.push((k.into(), v.into()));
-        }
-    }
+    ];
+    env.extend_from_slice(extra);
     env
 }
 
-impl Server {
-    /// The README's run command with `extra` settings, on a fresh store.
-    async fn start(kind: StoreKind, extra: &[(&str, &str)]) -> Server {
-        let moto = (kind == StoreKind::Dynamo).then(Moto::start_serialized);
-        let mut env = base_env(kind, moto.as_ref().map(|m| m.endpoint.as_str()));
-        if kind == StoreKind::Dynamo {
-            // The table, made by the command the README documents for this.
-            let out = Command::new(env!("CARGO_BIN_EXE_chatbot"))
-                .args(["create-table", "--table", TABLE])
-                .env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
-                .output()
-                .expect("run chatbot create-table");
-            assert!(
-                out.status.success(),
-                "create-table: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        Self::spawn(env, moto).await
-    }
-
-    async fn spawn(env: Vec<(String, String)>, moto: Option<Moto>) -> Server {
-        let child = ChildProcess::spawn(std::path::Path::new(env!("CARGO_BIN_EXE_chatbot")), &env)
-            .expect("spawn chatbot");
-        let line = child
-            .stderr()
-            .wait_for(
-                |l| l.text.contains("http://127.0.0.1:"),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap_or_else(|| {
-                panic!(
-                    "no URL printed; stderr: {:?}",
-                    child
-                        .stderr()
-                        .snapshot()
-                        .iter()
-                        .map(|l| l.text.clone())
-                        .collect::<Vec<_>>()
-                )
-            });
-        let url = line
-            .text
-            .split_whitespace()
-            .find(|w| w.starts_with("http://127.0.0.1:"))
-            .unwrap()
-            .to_owned();
-        Server { child, url, moto }
-    }
-
-    fn client(&self, source: u8) -> reqwest::Client {
-        reqwest::Client::builder()
-            .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, source)))
-            .build()
-            .unwrap()
-    }
-
-    /// The EMF documents of the chat requests printed so far.
-    fn chat_docs(&self) -> Vec<Value> {
-        self.child
-            .stdout()
-            .snapshot()
-            .into_iter()
-            .filter_map(|l| l.json)
-            .filter(|v| v.get("_aws").is_some() && v["route"] != "/api/health")
-            .collect()
-    }
-
-    async fn wait_chat_docs(&self, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
-            let docs = self.chat_docs();
-            if docs.len() >= n {
-                for d in &docs {
-                    evidence::emf::validate(d).unwrap();
-                }
-                return docs;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("expected {n} EMF documents, got {}", self.chat_docs().len());
-    }
-
-    /// The request's summary line (written as its response body ends: wait for it).
-    async fn summary(&self, request_id: &str) -> Value {
-        self.child
-            .stdout()
-            .wait_for(
-                |l| {
-                    l.json.as_ref().is_some_and(|v| {
-                        v["message"] == "request completed" && v["requestId"] == request_id
-                    })
-                },
-                Duration::from_secs(10),
-            )
-            .await
-            .and_then(|l| l.json)
-            .unwrap_or_else(|| panic!("no summary line for {request_id}"))
-    }
-
-    /// The service counter of today, read from DynamoDB (the in-process store is not visible
-    /// from outside the process).
-    async fn service_counter(&self) -> Option<(Decimal, Decimal, Decimal)> {
-        let moto = self.moto.as_ref()?;
-        let conf = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "test", "test", None, None, "test",
-            ))
-            .endpoint_url(&moto.endpoint)
-            .build();
-        let client = aws_sdk_dynamodb::Client::from_conf(conf);
-        let day = time::OffsetDateTime::now_utc().date();
-        let pk = format!(
-            "budget#service#{:04}-{:02}-{:02}",
-            day.year(),
-            u8::from(day.month()),
-            day.day()
-        );
-        let item = client
-            .get_item()
-            .table_name(TABLE)
-            .key("PK", AttributeValue::S(pk))
-            .key("SK", AttributeValue::S("counter".into()))
-            .send()
-            .await
-            .unwrap()
-            .item?;
-        // Stored in whole attodollars (10⁻¹⁸ USD).
-        let n = |k: &str| {
-            let units: i128 = item[k].as_n().unwrap().parse().unwrap();
-            Decimal::from_i128_with_scale(units, 18).normalize()
-        };
-        Some((n("committed"), n("reserved"), n("spent")))
-    }
-}
-
-struct Answer {
-    status: u16,
-    retry_after: Option<String>,
-    body: Value,
-}
-
-async fn chat(client: &reqwest::Client, url: &str, text: &str) -> Answer {
-    let res = client
-        .post(format!("{url}/api/chat"))
-        .json(&json!({"messages": [{"role": "user", "content": text}]}))
+/// The service counter of today, read from DynamoDB (the in-process store is not visible
+/// from outside the process).
+async fn service_counter(server: &Server) -> Option<(Decimal, Decimal, Decimal)> {
+    let client = server.dynamodb()?;
+    let day = time::OffsetDateTime::now_utc().date();
+    let pk = format!(
+        "budget#service#{:04}-{:02}-{:02}",
+        day.year(),
+        u8::from(day.month()),
+        day.day()
+    );
+    let item = client
+        .get_item()
+        .table_name(TABLE)
+        .key("PK", AttributeValue::S(pk))
+        .key("SK", AttributeValue::S("counter".into()))
         .send()
         .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let retry_after = res
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    Answer {
-        status,
-        retry_after,
-        body: res.json().await.unwrap(),
-    }
+        .unwrap()
+        .item?;
+    // Stored in whole attodollars (10⁻¹⁸ USD).
+    let n = |k: &str| {
+        let units: i128 = item[k].as_n().unwrap().parse().unwrap();
+        Decimal::from_i128_with_scale(units, 18).normalize()
+    };
+    Some((n("committed"), n("reserved"), n("spent")))
 }
 
 /// A refusal: 429, `budget_exhausted`, which budget in words, no amount, and `Retry-After` =
@@ -282,19 +101,6 @@ fn assert_refusal(a: &Answer, scope_words: &str) {
     );
 }
 
-macro_rules! both_stores {
-    ($body:ident: $memory:ident, $dynamo:ident) => {
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $memory() {
-            $body(StoreKind::Memory).await
-        }
-        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-        async fn $dynamo() {
-            $body(StoreKind::Dynamo).await
-        }
-    };
-}
-
 both_stores!(parallel_requests_never_overrun_the_budget:
     parallel_requests_never_overrun_the_budget_in_process,
     parallel_requests_never_overrun_the_budget_on_dynamodb);
@@ -306,7 +112,12 @@ async fn parallel_requests_never_overrun_the_budget(kind: StoreKind) {
     let message = "hi";
     let w = worst_case(message);
     let budget = w * Decimal::from(3);
-    let server = Server::start(kind, &[("CHATBOT_DAILY_BUDGET_USD", &budget.to_string())]).await;
+    let budget_text = budget.to_string();
+    let server = Server::start(
+        kind,
+        &with_budget(&[("CHATBOT_DAILY_BUDGET_USD", &budget_text)]),
+    )
+    .await;
     let client = server.client(2);
     let answers =
         futures_util::future::join_all((0..50).map(|_| chat(&client, &server.url, message))).await;
@@ -364,7 +175,7 @@ async fn parallel_requests_never_overrun_the_budget(kind: StoreKind) {
         }
     }
     assert!(refused_at.is_some(), "the budget ran out");
-    if let Some((committed, reserved, stored_spent)) = server.service_counter().await {
+    if let Some((committed, reserved, stored_spent)) = service_counter(&server).await {
         assert_eq!(reserved, Decimal::ZERO);
         assert_eq!(stored_spent, spent);
         assert_eq!(committed, spent);
@@ -381,9 +192,10 @@ async fn one_client_exhausted_while_another_is_served(kind: StoreKind) {
     let message = "hello";
     let w = worst_case(message);
     let budget = w * Decimal::from(2);
+    let budget_text = budget.to_string();
     let server = Server::start(
         kind,
-        &[("CHATBOT_CLIENT_DAILY_BUDGET_USD", &budget.to_string())],
+        &with_budget(&[("CHATBOT_CLIENT_DAILY_BUDGET_USD", &budget_text)]),
     )
     .await;
     let first = server.client(2);
@@ -424,7 +236,7 @@ both_stores!(settlement_follows_what_bedrock_may_have_billed:
 /// reservation (tokens may have been billed but were never reported), never zero; a throttled
 /// call (Bedrock bills nothing) settles to its cost.
 async fn settlement_follows_what_bedrock_may_have_billed(kind: StoreKind) {
-    let server = Server::start(kind, &[("CHATBOT_DAILY_BUDGET_USD", "1")]).await;
+    let server = Server::start(kind, &with_budget(&[("CHATBOT_DAILY_BUDGET_USD", "1")])).await;
     let client = server.client(2);
     let cases = [
         ("ok", "a question", 200),
@@ -485,7 +297,7 @@ async fn settlement_follows_what_bedrock_may_have_billed(kind: StoreKind) {
     if kind == StoreKind::Dynamo {
         let mut last = None;
         for _ in 0..100 {
-            last = server.service_counter().await;
+            last = service_counter(&server).await;
             if last.is_some_and(|(_, reserved, _)| reserved == Decimal::ZERO) {
                 break;
             }
@@ -583,12 +395,7 @@ async fn the_budget_check_is_one_round_trip_before_and_one_after() {
         ),
     ] {
         let mut env = base_env(StoreKind::Dynamo, Some(&relay.endpoint));
-        let out = Command::new(env!("CARGO_BIN_EXE_chatbot"))
-            .args(["create-table", "--table", TABLE])
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap();
+        let out = create_table(&env);
         // The second round finds the table there already.
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -614,14 +421,7 @@ async fn create_table_makes_the_declared_schema() {
     use chatbot_service::store::schema::{PARTITION_KEY, SORT_KEY, TTL_ATTRIBUTE};
     let server_moto = Moto::start(&[]);
     let env = base_env(StoreKind::Dynamo, Some(&server_moto.endpoint));
-    let run = || {
-        Command::new(env!("CARGO_BIN_EXE_chatbot"))
-            .args(["create-table", "--table", TABLE])
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .output()
-            .unwrap()
-    };
+    let run = || create_table(&env);
     let out = run();
     assert!(
         out.status.success(),

@@ -831,7 +831,7 @@ fn reports_dynamodb_wildcards_other_resources_and_missing_actions() {
     });
     assert_reported(
         &problems,
-        "DynamoDB actions granted {\"dynamodb:Scan\", \"dynamodb:UpdateItem\"}",
+        "DynamoDB actions granted {\"dynamodb:BatchWriteItem\", \"dynamodb:DeleteItem\", \"dynamodb:PutItem\", \"dynamodb:Scan\", \"dynamodb:UpdateItem\"}",
     );
 }
 

@@ -27,8 +27,9 @@
 //! # Replies and the token model
 //! The reply is a deterministic function of the model id and the last user message: it says it
 //! is the offline model's canned answer (no AWS call made), quotes the last user message (at
-//! most 200 characters, `#fault=` directives removed) and says how to reach real Bedrock
-//! (`--backend bedrock`); about 40–80 words.
+//! most 200 characters, `#fault=` directives removed), says which user message of the
+//! conversation it answers when there is more than one (so a test sees the history arrived),
+//! and says how to reach real Bedrock (`--backend bedrock`); about 40–80 words.
 //!
 //! **A token is one whitespace-separated word.** `inputTokens` = words of the system prompt plus
 //! words of every message text. `outputTokens` = words emitted. Each `contentBlockDelta` carries

@@ -1,4 +1,5 @@
-//! The canned reply: a deterministic function of the model id and the last user message.
+//! The canned reply: a deterministic function of the model id, the last user message and how
+//! many user messages the conversation holds (so a test can see the history was sent).
 
 use crate::faults::is_directive_word;
 
@@ -6,17 +7,22 @@ use crate::faults::is_directive_word;
 const MAX_QUOTE_CHARS: usize = 200;
 
 /// The words of the canned reply (before any `maxTokens` cut). About 40 words plus the quote.
-pub fn canned_words(model_id: &str, last_user_text: &str) -> Vec<String> {
+pub fn canned_words(model_id: &str, last_user_text: &str, user_messages: usize) -> Vec<String> {
     let quote = quote(last_user_text);
     let quoted = if quote.is_empty() {
         "nothing but a test directive.".to_owned()
     } else {
         format!("\"{quote}\".")
     };
+    let position = match user_messages {
+        0 | 1 => String::new(),
+        n => format!(" It is your message {n} in this conversation."),
+    };
     let text = format!(
         "Offline model ({model_id}): this is a canned answer, no AWS call was made. \
-         You said: {quoted} It echoes your last message so streaming, token counts and cost \
-         can be tested locally, one token per word. For real answers run with --backend bedrock."
+         You said: {quoted}{position} It echoes your last message so streaming, token counts \
+         and cost can be tested locally, one token per word. For real answers run with \
+         --backend bedrock."
     );
     text.split_whitespace().map(str::to_owned).collect()
 }
@@ -52,8 +58,11 @@ mod tests {
 
     #[test]
     fn reply_is_deterministic_echoes_and_hides_directives() {
-        let a = canned_words("m:0", "What is   Rust? #fault=throttle:2");
-        assert_eq!(a, canned_words("m:0", "What is   Rust? #fault=throttle:2"));
+        let a = canned_words("m:0", "What is   Rust? #fault=throttle:2", 1);
+        assert_eq!(
+            a,
+            canned_words("m:0", "What is   Rust? #fault=throttle:2", 1)
+        );
         let text = a.join(" ");
         assert!(text.contains("You said: \"What is Rust?\"."), "{text}");
         assert!(!text.contains("#fault"));
@@ -61,8 +70,19 @@ mod tests {
         assert!(text.contains("--backend bedrock"));
         assert!((40..=80).contains(&a.len()), "{}", a.len());
 
-        let only = canned_words("m", "#fault=slow").join(" ");
+        let only = canned_words("m", "#fault=slow", 1).join(" ");
         assert!(only.contains("nothing but a test directive."));
+    }
+
+    #[test]
+    fn a_longer_conversation_says_how_long_it_is() {
+        let first = canned_words("m", "hi", 1).join(" ");
+        assert!(!first.contains("in this conversation"), "{first}");
+        let third = canned_words("m", "hi", 3).join(" ");
+        assert!(
+            third.contains("It is your message 3 in this conversation."),
+            "{third}"
+        );
     }
 
     #[test]
@@ -71,7 +91,7 @@ mod tests {
         let q = quote(&long);
         assert!(q.chars().count() <= MAX_QUOTE_CHARS + 1);
         assert!(q.ends_with("word…"));
-        let words = canned_words("m", &long);
+        let words = canned_words("m", &long, 1);
         assert!((40..=85).contains(&words.len()), "{}", words.len());
 
         let giant = "é".repeat(500);

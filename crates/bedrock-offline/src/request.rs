@@ -42,6 +42,8 @@ pub struct ConverseRequest {
     pub input_tokens: u64,
     /// Text of the last `user` message (its text blocks joined by a space).
     pub last_user_text: String,
+    /// How many `user` messages the request holds (the conversation's length so far).
+    pub user_messages: usize,
     /// `inferenceConfig.maxTokens`.
     pub max_tokens: Option<u32>,
 }
@@ -74,6 +76,7 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, InvalidRequest> {
 
     let mut previous_role: Option<&str> = None;
     let mut last_user_text = None;
+    let mut user_messages = 0;
     for (i, message) in messages.iter().enumerate() {
         let role = message.role.as_str();
         if role != "user" && role != "assistant" {
@@ -101,6 +104,7 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, InvalidRequest> {
         }
         if role == "user" {
             last_user_text = Some(texts.join(" "));
+            user_messages += 1;
         }
     }
 
@@ -130,6 +134,7 @@ pub fn parse(body: &[u8]) -> Result<ConverseRequest, InvalidRequest> {
         input_tokens,
         // The first message is a user message, so there is always one.
         last_user_text: last_user_text.unwrap_or_default(),
+        user_messages,
         max_tokens,
     })
 }

@@ -128,7 +128,10 @@ impl OfflineState {
             None => (None, String::new()),
         };
         Ok(Prepared {
-            reply: Reply::new(canned_words(model_id, &req.last_user_text), req.max_tokens),
+            reply: Reply::new(
+                canned_words(model_id, &req.last_user_text, req.user_messages),
+                req.max_tokens,
+            ),
             input_tokens: req.input_tokens,
             request_id,
             started,

@@ -13,6 +13,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::api;
 use crate::budget::Budgets;
 use crate::config::ServiceConfig;
+use crate::conversations::Conversations;
 use crate::error::ApiError;
 use crate::model::ModelClient;
 use crate::request::MAX_BODY_BYTES;
@@ -32,6 +33,7 @@ struct Inner {
     model: ModelClient,
     variants: Variants,
     budgets: Budgets,
+    conversations: Conversations,
     hash_key: HashKey,
     telemetry: Arc<Telemetry>,
 }
@@ -42,6 +44,7 @@ pub struct Parts {
     pub model: ModelClient,
     pub variants: Variants,
     pub budgets: Budgets,
+    pub conversations: Conversations,
     pub hash_key: HashKey,
     pub telemetry: Arc<Telemetry>,
 }
@@ -54,6 +57,7 @@ impl AppState {
                 model: p.model,
                 variants: p.variants,
                 budgets: p.budgets,
+                conversations: p.conversations,
                 hash_key: p.hash_key,
                 telemetry: p.telemetry,
             }),
@@ -62,6 +66,10 @@ impl AppState {
 
     pub fn budgets(&self) -> &Budgets {
         &self.inner.budgets
+    }
+
+    pub fn conversations(&self) -> &Conversations {
+        &self.inner.conversations
     }
 
     pub fn hash_key(&self) -> &HashKey {
@@ -112,6 +120,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/chat", post(api::chat::chat))
         .route("/api/chat/stream", post(api::stream::chat_stream))
         .route("/api/health", get(api::health::health))
+        .route(
+            "/api/conversations/{id}",
+            get(api::conversations::get).delete(api::conversations::delete),
+        )
         .fallback(api::unmatched::not_found)
         .method_not_allowed_fallback(api::unmatched::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -143,7 +155,7 @@ fn cors(config: &ServiceConfig) -> CorsLayer {
     };
     CorsLayer::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([
             header::CONTENT_TYPE,
             HeaderName::from_static("x-amz-content-sha256"),

@@ -146,6 +146,23 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_ORIGIN_SECRETS", value_delimiter = ',', value_parser = Secret::parse)]
     pub origin_secrets: Vec<Secret>,
 
+    /// Conversation memory on the server (`message` + `conversationId` requests, the
+    /// conversations endpoints): `on` or `off`. Off: only the stateless `messages` form.
+    #[arg(long, env = "CHATBOT_MEMORY", value_enum, default_value = "on")]
+    pub memory: Switch,
+
+    /// Hours a conversation is kept after its last turn (fractions allowed, at least a second).
+    #[arg(long, env = "CHATBOT_MEMORY_TTL_HOURS", default_value_t = 24.0, value_parser = parse_hours)]
+    pub memory_ttl_hours: f64,
+
+    /// Most turns a conversation can hold (then `409 conversation_full`).
+    #[arg(long, env = "CHATBOT_MEMORY_MAX_TURNS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub memory_max_turns: u64,
+
+    /// Most bytes of text a conversation can hold (then `409 conversation_full`).
+    #[arg(long, env = "CHATBOT_MEMORY_MAX_BYTES", default_value_t = 262_144, value_parser = clap::value_parser!(u64).range(1024..))]
+    pub memory_max_bytes: u64,
+
     /// Key of the keyed hashes: client addresses (budgets) and conversation ids (A/B variant
     /// assignment). Unset: a random key per process, and unkeyed variant assignment.
     #[arg(long, env = "CHATBOT_HASH_KEY", value_parser = Secret::parse)]
@@ -224,6 +241,10 @@ impl ServiceConfig {
         Ok(())
     }
 
+    pub fn memory_ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.memory_ttl_hours * 3600.0)
+    }
+
     pub fn store_timeout(&self) -> Duration {
         Duration::from_millis(self.store_timeout_ms)
     }
@@ -252,6 +273,20 @@ impl ServiceConfig {
             .expect("every setting has a default or is optional");
         Self::from_arg_matches(&matches).expect("defaults parse")
     }
+}
+
+fn parse_hours(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(h) if h * 3600.0 >= 1.0 && h <= 8760.0 => Ok(h),
+        _ => Err("must be a number of hours from 1 second (0.0003) to a year (8760)".into()),
+    }
+}
+
+/// An on/off setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// A budget in USD: a positive decimal, or unset.

@@ -43,6 +43,14 @@ pub enum ApiError {
     BudgetUnavailable,
     #[error("requests must come through the site")]
     Forbidden,
+    #[error("no such conversation: it was never started, has expired, or was deleted")]
+    ConversationNotFound,
+    #[error("another reply in this conversation is still being written; send this one after it")]
+    ConversationBusy,
+    #[error("this conversation has reached its {turns} turns; start a new one")]
+    ConversationFull { turns: u64 },
+    #[error("conversations are unavailable right now; retry in a moment")]
+    ConversationUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -75,6 +83,10 @@ pub enum ErrorCode {
     BudgetExhausted,
     BudgetUnavailable,
     Forbidden,
+    ConversationNotFound,
+    ConversationBusy,
+    ConversationFull,
+    ConversationUnavailable,
     Internal,
 }
 
@@ -92,6 +104,10 @@ impl ErrorCode {
         ErrorCode::BudgetExhausted,
         ErrorCode::BudgetUnavailable,
         ErrorCode::Forbidden,
+        ErrorCode::ConversationNotFound,
+        ErrorCode::ConversationBusy,
+        ErrorCode::ConversationFull,
+        ErrorCode::ConversationUnavailable,
         ErrorCode::Internal,
     ];
 
@@ -113,6 +129,10 @@ impl ErrorCode {
             // Fail-closed when the store cannot be asked: the service's failure, alarmed.
             ErrorCode::BudgetUnavailable => ("budget_unavailable", 503, Service),
             ErrorCode::Forbidden => ("forbidden", 403, Client),
+            ErrorCode::ConversationNotFound => ("conversation_not_found", 404, Client),
+            ErrorCode::ConversationBusy => ("conversation_busy", 409, Client),
+            ErrorCode::ConversationFull => ("conversation_full", 409, Client),
+            ErrorCode::ConversationUnavailable => ("conversation_unavailable", 503, Service),
             ErrorCode::Internal => ("internal", 500, Service),
         }
     }
@@ -162,6 +182,10 @@ impl ApiError {
             ApiError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
             ApiError::BudgetUnavailable => ErrorCode::BudgetUnavailable,
             ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::ConversationNotFound => ErrorCode::ConversationNotFound,
+            ApiError::ConversationBusy => ErrorCode::ConversationBusy,
+            ApiError::ConversationFull { .. } => ErrorCode::ConversationFull,
+            ApiError::ConversationUnavailable => ErrorCode::ConversationUnavailable,
         }
     }
 

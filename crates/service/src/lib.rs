@@ -9,8 +9,10 @@
 //! - [`app`]: `app(state) -> Router`, every route and layer; [`config`]: every setting.
 //! - [`request`] decodes the body, [`validation`] applies the rules, [`api`] holds the handlers.
 //! - [`origin`] refuses requests that skipped the site's CloudFront distribution.
-//! - [`variants`] assigns each conversation its model (A/B weights, sticky); [`budget`] reserves
-//!   the request's worst case on the daily budgets, in the [`store`] (DynamoDB or in-process);
+//! - [`conversations`] keeps conversations on the server: a `message` request gets its history,
+//!   and its turn is stored once the reply completed; [`variants`] assigns each conversation its
+//!   model (A/B weights, sticky); [`budget`] reserves the request's worst case on the daily
+//!   budgets; both keep their state in the [`store`] (DynamoDB, or in-process locally);
 //!   [`model`] calls Bedrock (Converse / ConverseStream) through the AWS SDK;
 //!   `api::model_choice` falls back to the fallback model on throttling.
 //! - [`telemetry`]: the tower layer that gives every request its summary log line, EMF document
@@ -25,6 +27,7 @@ pub mod api;
 pub mod app;
 pub mod budget;
 pub mod config;
+pub mod conversations;
 pub mod error;
 pub mod hosts;
 pub mod model;

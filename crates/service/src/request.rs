@@ -15,11 +15,16 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Longest a client may take to send a whole request body (a slow body is cut off with a 400).
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// The body of `POST /api/chat` and `POST /api/chat/stream`, as sent.
+/// The body of `POST /api/chat` and `POST /api/chat/stream`, as sent: either the whole
+/// conversation (`messages`, the client keeps the history) or one new `message` (the server
+/// keeps it; `crate::conversations`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ChatRequestBody {
-    pub messages: Vec<WireMessage>,
+    #[serde(default)]
+    pub messages: Option<Vec<WireMessage>>,
+    #[serde(default)]
+    pub message: Option<String>,
     #[serde(default)]
     pub conversation_id: Option<String>,
     /// A variant by name; accepted only where operators allow choosing (`CHATBOT_ALLOW_VARIANT_CHOICE`).

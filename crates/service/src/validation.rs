@@ -50,29 +50,96 @@ pub fn normalize(text: &str) -> String {
         .collect()
 }
 
+/// A valid request: the whole conversation, or one message for a conversation the server keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Validated {
+    Stateless(ChatRequest),
+    Turn {
+        /// Normalised and trimmed.
+        message: String,
+        conversation_id: Option<String>,
+        variant: Option<String>,
+    },
+}
+
+/// Either form of a chat request (`messages` or `message`, never both).
+pub fn validate_request(body: ChatRequestBody, limits: &Limits) -> Result<Validated, ApiError> {
+    let invalid = |m: &str| Err(ApiError::InvalidRequest(m.to_owned()));
+    match (&body.messages, &body.message) {
+        (Some(_), Some(_)) => invalid(
+            "send either `message` (the server keeps the conversation) or `messages` (the whole \
+             conversation), not both",
+        ),
+        (None, None) => {
+            invalid("messages: required (or `message`, to let the server keep the conversation)")
+        }
+        (Some(_), None) => validate(body, limits).map(Validated::Stateless),
+        (None, Some(text)) => {
+            check_conversation_id(body.conversation_id.as_deref())?;
+            let message = checked_text("message", text, limits)?;
+            if message.chars().count() > limits.max_total_chars {
+                return invalid("message: longer than the request limit");
+            }
+            Ok(Validated::Turn {
+                message,
+                conversation_id: body.conversation_id,
+                variant: body.variant,
+            })
+        }
+    }
+}
+
+fn check_conversation_id(id: Option<&str>) -> Result<(), ApiError> {
+    if let Some(id) = id {
+        let ok_chars = id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if id.is_empty() || id.len() > 64 || !ok_chars {
+            return Err(ApiError::InvalidRequest(
+                "conversationId: must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Normalised, trimmed, non-empty and within the per-message limit; `at` names the field.
+fn checked_text(at: &str, text: &str, limits: &Limits) -> Result<String, ApiError> {
+    let content = normalize(text).trim().to_owned();
+    let chars = content.chars().count();
+    if chars == 0 {
+        return Err(ApiError::InvalidRequest(format!("{at}: must not be empty")));
+    }
+    if chars > limits.max_message_chars {
+        return Err(ApiError::InvalidRequest(format!(
+            "{at}: {chars} characters, the limit is {}",
+            limits.max_message_chars
+        )));
+    }
+    Ok(content)
+}
+
+/// The stateless form: the whole conversation in `messages`.
 pub fn validate(body: ChatRequestBody, limits: &Limits) -> Result<ChatRequest, ApiError> {
     let invalid = |m: String| Err(ApiError::InvalidRequest(m));
-    let count = body.messages.len();
+    if body.message.is_some() {
+        return invalid("message: not with `messages`".into());
+    }
+    let Some(wire) = body.messages else {
+        return invalid("messages: required".into());
+    };
+    let count = wire.len();
     if count == 0 || count > limits.max_messages {
         return invalid(format!(
             "messages: must hold 1 to {} messages, got {count}",
             limits.max_messages
         ));
     }
-    if let Some(id) = &body.conversation_id {
-        let ok_chars = id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if id.is_empty() || id.len() > 64 || !ok_chars {
-            return invalid(
-                "conversationId: must be 1 to 64 characters of A-Z, a-z, 0-9, _ and -".into(),
-            );
-        }
-    }
+    check_conversation_id(body.conversation_id.as_deref())?;
 
     let mut messages = Vec::with_capacity(count);
     let mut total = 0usize;
-    for (i, m) in body.messages.into_iter().enumerate() {
+    for (i, m) in wire.into_iter().enumerate() {
         let expected = if i % 2 == 0 {
             Role::User
         } else {
@@ -85,18 +152,8 @@ pub fn validate(body: ChatRequestBody, limits: &Limits) -> Result<ChatRequest, A
                 m.role.as_str()
             ));
         }
-        let content = normalize(&m.content).trim().to_owned();
-        let chars = content.chars().count();
-        if chars == 0 {
-            return invalid(format!("messages[{i}].content: must not be empty"));
-        }
-        if chars > limits.max_message_chars {
-            return invalid(format!(
-                "messages[{i}].content: {chars} characters, the limit is {}",
-                limits.max_message_chars
-            ));
-        }
-        total += chars;
+        let content = checked_text(&format!("messages[{i}].content"), &m.content, limits)?;
+        total += content.chars().count();
         messages.push(Message {
             role: m.role,
             content,
@@ -129,13 +186,16 @@ mod tests {
 
     fn body(turns: &[(Role, &str)]) -> ChatRequestBody {
         ChatRequestBody {
-            messages: turns
-                .iter()
-                .map(|(role, content)| WireMessage {
-                    role: *role,
-                    content: content.to_string(),
-                })
-                .collect(),
+            messages: Some(
+                turns
+                    .iter()
+                    .map(|(role, content)| WireMessage {
+                        role: *role,
+                        content: content.to_string(),
+                    })
+                    .collect(),
+            ),
+            message: None,
             conversation_id: None,
             variant: None,
         }
@@ -197,5 +257,47 @@ mod tests {
         let mut b = body(&[(U, "x")]);
         b.conversation_id = Some("abc_DEF-123".into());
         assert!(validate(b, &limits()).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod request_forms {
+    use super::*;
+
+    fn body(json: &str) -> ChatRequestBody {
+        crate::request::decode(json.as_bytes()).unwrap()
+    }
+
+    fn limits() -> Limits {
+        crate::config::ServiceConfig::defaults().limits()
+    }
+
+    #[test]
+    fn one_form_or_the_other() {
+        let both = body(r#"{"message":"hi","messages":[{"role":"user","content":"x"}]}"#);
+        assert!(
+            matches!(validate_request(both, &limits()), Err(ApiError::InvalidRequest(m)) if m.contains("not both"))
+        );
+        let neither = body(r#"{"conversationId":"c"}"#);
+        assert!(
+            matches!(validate_request(neither, &limits()), Err(ApiError::InvalidRequest(m)) if m.starts_with("messages: required"))
+        );
+        let turn = body(r#"{"message":"  hi\r\n ","conversationId":"abc"}"#);
+        assert_eq!(
+            validate_request(turn, &limits()).unwrap(),
+            Validated::Turn {
+                message: "hi".into(),
+                conversation_id: Some("abc".into()),
+                variant: None
+            }
+        );
+        let empty = body(r#"{"message":"   "}"#);
+        assert!(
+            matches!(validate_request(empty, &limits()), Err(ApiError::InvalidRequest(m)) if m == "message: must not be empty")
+        );
+        let long = format!(r#"{{"message":"{}"}}"#, "x".repeat(4001));
+        assert!(
+            matches!(validate_request(body(&long), &limits()), Err(ApiError::InvalidRequest(m)) if m.contains("4001 characters"))
+        );
     }
 }

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::model_choice::{assign, with_fallback};
 use super::reply::{LatencyBody, UsageBody, cost_body};
 use super::spend;
+use super::turn::{self, Prepared};
 use crate::app::AppState;
 use crate::budget::ClientId;
 use crate::error::ApiError;
@@ -14,7 +15,6 @@ use crate::pricing::CostBreakdown;
 use crate::request::ChatRequestBody;
 use crate::telemetry::layer::Ctx;
 use crate::telemetry::model_span::record_content;
-use crate::validation::validate;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -22,6 +22,9 @@ pub struct ChatResponse {
     request_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation_id: Option<String>,
+    /// Conversation memory: stored turns left out of the model's input to fit the limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped_turns: Option<usize>,
     model: String,
     variant: String,
     reply: String,
@@ -37,10 +40,11 @@ pub async fn chat(
     client: ClientId,
     body: ChatRequestBody,
 ) -> Result<Json<ChatResponse>, ApiError> {
-    let req = validate(body, &state.limits())?;
-    let variant = assign(&state, &ctx, &req)?;
-    let reservation = spend::reserve(&state, &ctx, &client, &req, variant).await?;
-    let (model, req_ref) = (state.model(), &req);
+    let prepared = turn::prepare(&state, &ctx, body).await?;
+    let req = &prepared.req;
+    let variant = assign(&state, &ctx, req)?;
+    let reservation = spend::reserve(&state, &ctx, &client, req, variant).await?;
+    let (model, req_ref) = (state.model(), req);
     let answered = with_fallback(&state, &variant.model_id, |id| async move {
         model.converse(&id, req_ref).await
     })
@@ -50,10 +54,18 @@ pub async fn chat(
     }
     let (completion, model_id) = answered?;
     record_content(req.last_user_text(), &completion.text);
+    let Prepared {
+        req,
+        turn,
+        message,
+        dropped_turns,
+    } = prepared;
+    turn::store(&ctx, turn, message.as_deref(), &completion.text).await?;
     let cost = ctx.settle_cost();
     Ok(Json(ChatResponse {
         request_id: ctx.request_id.clone(),
         conversation_id: req.conversation_id,
+        dropped_turns,
         model: model_id,
         variant: variant.name.clone(),
         reply: completion.text,

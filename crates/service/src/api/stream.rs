@@ -18,8 +18,10 @@ use serde::Serialize;
 use super::model_choice::{assign, with_fallback};
 use super::reply::{LatencyBody, UsageBody, cost_body};
 use super::spend;
+use super::turn;
 use crate::app::AppState;
 use crate::budget::{ClientId, Reservation};
+use crate::conversations::OpenTurn;
 use crate::error::ApiError;
 use crate::model::{ReplyEvent, ReplyStream};
 use crate::pricing::CostBreakdown;
@@ -27,7 +29,6 @@ use crate::request::ChatRequestBody;
 use crate::telemetry::context::RequestCtx;
 use crate::telemetry::layer::Ctx;
 use crate::telemetry::model_span::record_content;
-use crate::validation::validate;
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -35,6 +36,9 @@ struct Meta<'a> {
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     conversation_id: Option<&'a str>,
+    /// Conversation memory: stored turns left out of the model's input to fit the limits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dropped_turns: Option<usize>,
     model: &'a str,
     variant: &'a str,
 }
@@ -59,10 +63,11 @@ pub async fn chat_stream(
     client: ClientId,
     body: ChatRequestBody,
 ) -> Result<Response, ApiError> {
-    let req = validate(body, &state.limits())?;
-    let variant = assign(&state, &ctx, &req)?;
-    let reservation = spend::reserve(&state, &ctx, &client, &req, variant).await?;
-    let (model, req_ref) = (state.model(), &req);
+    let prepared = turn::prepare(&state, &ctx, body).await?;
+    let req = &prepared.req;
+    let variant = assign(&state, &ctx, req)?;
+    let reservation = spend::reserve(&state, &ctx, &client, req, variant).await?;
+    let (model, req_ref) = (state.model(), req);
     // Fallback is possible only until the stream has opened: after that, text has been sent.
     let opened = with_fallback(&state, &variant.model_id, |id| async move {
         model.converse_stream(&id, req_ref).await
@@ -81,16 +86,28 @@ pub async fn chat_stream(
         "meta",
         &Meta {
             request_id: &ctx.request_id,
-            conversation_id: req.conversation_id.as_deref(),
+            conversation_id: prepared.conversation_id(),
+            dropped_turns: prepared.dropped_turns,
             model: &model_id,
             variant: &variant.name,
         },
     );
     let prompt = ctx.log_content().map(|_| req.last_user_text().to_owned());
-    let events = events(meta, reply, ctx, prompt, reservation);
+    let after = AfterReply {
+        reservation,
+        turn: prepared.turn,
+        message: prepared.message,
+    };
+    let events = events(meta, reply, ctx, prompt, after);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(10)))
         .into_response())
+}
+
+/// The `error` event: the failure after the stream began, recorded as the request's error.
+fn error_event(ctx: &RequestCtx, err: ApiError) -> Event {
+    ctx.record().error_code = Some(err.code());
+    json_event("error", &err.body(&ctx.request_id))
 }
 
 fn json_event(name: &str, data: &impl Serialize) -> Event {
@@ -107,14 +124,22 @@ enum Phase {
     Finished,
 }
 
+/// What the end of the reply settles; all of it is dropped with the stream if the client leaves
+/// (the reservation keeps its amount, the conversation gets nothing stored).
+struct AfterReply {
+    reservation: Option<Reservation>,
+    turn: Option<OpenTurn>,
+    message: Option<String>,
+}
+
 struct Progress {
     phase: Phase,
     ctx: Arc<RequestCtx>,
-    /// Settled when the reply ends or fails; dropped with the stream if the client leaves.
-    reservation: Option<Reservation>,
+    after: AfterReply,
     /// Kept only when content logging is on.
     prompt: Option<String>,
-    text: String,
+    /// The reply so far, kept when it is logged or stored.
+    text: Option<String>,
 }
 
 fn events(
@@ -122,14 +147,15 @@ fn events(
     reply: ReplyStream,
     ctx: Arc<RequestCtx>,
     prompt: Option<String>,
-    reservation: Option<Reservation>,
+    after: AfterReply,
 ) -> impl Stream<Item = Result<Event, Infallible>> + Send {
+    let keep_text = prompt.is_some() || after.turn.is_some();
     let start = Progress {
         phase: Phase::Meta(meta, reply),
         ctx,
-        reservation,
+        after,
         prompt,
-        text: String::new(),
+        text: keep_text.then(String::new),
     };
     stream::unfold(start, |mut st| {
         async move {
@@ -141,8 +167,8 @@ fn events(
                 }
                 Phase::Reply(mut reply) => match reply.next().await {
                     Ok(ReplyEvent::Text(text)) => {
-                        if st.prompt.is_some() {
-                            st.text.push_str(&text);
+                        if let Some(kept) = &mut st.text {
+                            kept.push_str(&text);
                         }
                         st.phase = Phase::Reply(reply);
                         json_event("delta", &Delta { text: &text })
@@ -150,31 +176,36 @@ fn events(
                     Ok(ReplyEvent::End { stop_reason, usage }) => {
                         // Settle the model call's span before the last event goes out.
                         drop(reply);
+                        let text = st.text.take().unwrap_or_default();
                         if let Some(p) = &st.prompt {
-                            record_content(p, &st.text);
+                            record_content(p, &text);
                         }
                         let cost = st.ctx.settle_cost();
-                        if let Some(r) = st.reservation.take() {
+                        if let Some(r) = st.after.reservation.take() {
                             r.settle(&st.ctx, spend::settlement(&st.ctx)).await;
                         }
-                        json_event(
-                            "done",
-                            &Done {
-                                stop_reason,
-                                usage: usage.map(UsageBody::from),
-                                cost: cost_body(cost),
-                                latency_ms: LatencyBody::now(&st.ctx),
-                            },
-                        )
+                        // The turn is stored before `done`: a reply the client saw complete
+                        // is in the conversation, or the client is told it is not.
+                        let (turn, message) = (st.after.turn.take(), st.after.message.take());
+                        match turn::store(&st.ctx, turn, message.as_deref(), &text).await {
+                            Ok(()) => json_event(
+                                "done",
+                                &Done {
+                                    stop_reason,
+                                    usage: usage.map(UsageBody::from),
+                                    cost: cost_body(cost),
+                                    latency_ms: LatencyBody::now(&st.ctx),
+                                },
+                            ),
+                            Err(err) => error_event(&st.ctx, err),
+                        }
                     }
                     Err(e) => {
                         drop(reply);
-                        if let Some(r) = st.reservation.take() {
+                        if let Some(r) = st.after.reservation.take() {
                             r.settle(&st.ctx, spend::settlement(&st.ctx)).await;
                         }
-                        let err = ApiError::from(e);
-                        st.ctx.record().error_code = Some(err.code());
-                        json_event("error", &err.body(&st.ctx.request_id))
+                        error_event(&st.ctx, ApiError::from(e))
                     }
                 },
                 Phase::Finished => return None,

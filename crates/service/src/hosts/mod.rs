@@ -9,11 +9,12 @@ use std::sync::Arc;
 
 use crate::app::{AppState, Parts};
 use crate::budget::Budgets;
-use crate::config::ServiceConfig;
+use crate::config::{ServiceConfig, Switch};
+use crate::conversations::Conversations;
 use crate::model::{ModelClient, client};
 use crate::pricing::PriceTable;
 use crate::secrets::HashKey;
-use crate::store::{DynamoStore, MemoryStore, Store, dynamo};
+use crate::store::{DynamoStore, InProcessStore, Store, dynamo};
 use crate::telemetry::{EmfSink, Telemetry};
 use crate::variants::Variants;
 
@@ -65,8 +66,15 @@ pub async fn start(
             dynamo::client(shared, config.store_timeout()),
             table.clone(),
         )),
-        _ => Store::Memory(MemoryStore::new()),
+        _ => Store::InProcess(InProcessStore::new()),
     };
+    let conversations = Conversations::new(
+        store.clone(),
+        config.memory == Switch::On,
+        config.memory_ttl(),
+        config.memory_max_turns,
+        config.memory_max_bytes,
+    );
     let budgets = Budgets::new(
         store,
         config.daily_budget()?,
@@ -87,6 +95,7 @@ pub async fn start(
         model,
         variants,
         budgets,
+        conversations,
         hash_key: hash_key.unwrap_or_else(HashKey::random),
         telemetry,
     }))

@@ -76,6 +76,11 @@ pub struct Record {
     pub budget_failed_open: bool,
     /// State-store calls that failed after their retries.
     pub store_errors: u32,
+    /// Conversation memory: stored turns sent to the model, turns left out to fit the limits,
+    /// and the history's size in tokens (estimated, four characters a token).
+    pub history_turns: Option<usize>,
+    pub dropped_turns: Option<usize>,
+    pub history_tokens: Option<usize>,
 }
 
 impl RequestCtx {

@@ -136,6 +136,9 @@ macro_rules! summary {
             budgetRejected = $r.budget_rejected.map(|s| s.as_str()),
             budgetFailedOpen = $r.budget_failed_open.then_some(true),
             storeErrors = ($r.store_errors > 0).then_some($r.store_errors),
+            historyTurns = $r.history_turns,
+            droppedTurns = $r.dropped_turns,
+            historyTokens = $r.history_tokens,
             prompt = $r.prompt_text.as_deref(),
             reply = $r.reply_text.as_deref(),
             "request completed"

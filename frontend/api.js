@@ -61,6 +61,15 @@ export function limitsFrom(health) {
   return Object.freeze(Object.fromEntries(names.map((n) => [n, l[n]])));
 }
 
+/** Conversation memory as /api/health describes it. A service that does not say (an older
+ * one) keeps no conversations: the page then sends the whole history itself. */
+export function memoryFrom(health) {
+  const m = health?.memory;
+  if (!m || m.enabled !== true) return Object.freeze({ enabled: false });
+  const positive = (v) => (typeof v === "number" && Number.isFinite(v) && v > 0 ? v : null);
+  return Object.freeze({ enabled: true, ttlHours: positive(m.ttlHours), maxTurns: positive(m.maxTurns) });
+}
+
 export async function fetchHealth() {
   const res = await fetch(`${API_BASE}/api/health`, {
     headers: { accept: "application/json" },
@@ -68,6 +77,43 @@ export async function fetchHealth() {
   });
   if (!res.ok) throw await errorFrom(res);
   return res.json();
+}
+
+const conversationUrl = (id) => `${API_BASE}/api/conversations/${encodeURIComponent(id)}`;
+
+/** A conversation the server keeps: `{ conversationId, messages: [{ role, content }], turns,
+ * updatedAt, expiresAt }`. Rejects with ChatError `conversation_not_found` when it expired or
+ * was deleted. */
+export async function fetchConversation(id) {
+  const res = await request(conversationUrl(id), { headers: { accept: "application/json" } });
+  if (!res.ok) throw await errorFrom(res);
+  let data;
+  try {
+    data = await res.json();
+  } catch {
+    throw badResponse(res);
+  }
+  const ok =
+    data &&
+    Array.isArray(data.messages) &&
+    data.messages.every((m) => m && (m.role === "user" || m.role === "assistant") && typeof m.content === "string");
+  if (!ok) throw badResponse(res);
+  return data;
+}
+
+/** Forget a conversation on the server now (204). */
+export async function deleteConversation(id) {
+  const res = await request(conversationUrl(id), { method: "DELETE", headers: { accept: "application/json" } });
+  if (!res.ok) throw await errorFrom(res);
+}
+
+/** fetch() with a deadline, a failure to connect as ChatError `network`. */
+async function request(url, init) {
+  try {
+    return await fetch(url, { ...init, signal: AbortSignal.timeout(15000) });
+  } catch (err) {
+    throw new ChatError("network", String(err?.message ?? err));
+  }
 }
 
 /** Buffered chat: resolves to the API's reply object. */

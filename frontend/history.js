@@ -1,8 +1,13 @@
-// The conversation kept in sessionStorage (survives a reload, not a new tab) and the history
-// sent to the model, trimmed to the server's limits.
+// The conversation kept in sessionStorage (survives a reload, not a new tab), the history sent
+// to the model in the stateless mode, trimmed to the server's limits, and — conversation
+// memory — the id of the conversation the server keeps, in localStorage (survives the tab).
 import { MAX_BODY_BYTES } from "./api.js";
 
 const STORAGE_KEY = "chatbot.conversation.v1";
+const MEMORY_ID_KEY = "chatbot.memory.conversationId";
+
+/** The shape the server accepts for `conversationId`. */
+export const isConversationId = (id) => typeof id === "string" && /^[A-Za-z0-9_-]{1,64}$/.test(id);
 
 /** Characters as the server counts them: Unicode scalar values (Rust `chars()`), not the
  * UTF-16 units of `String.length`. */
@@ -98,7 +103,12 @@ export function clearConversation() {
   }
 }
 
-/** The saved conversation, or null. Anything malformed is discarded rather than trusted. */
+/** The saved conversation, or null. Anything malformed is discarded rather than trusted.
+ *
+ * `memory`: the server keeps this conversation; `conversationId` is then the server's id, or
+ * null before the server stored a first turn, and each message says whether it is `stored`
+ * (true), was not (false: a stopped or failed turn, or a conversation that expired) or is on
+ * its way (null). */
 export function loadConversation() {
   let raw;
   try {
@@ -106,9 +116,9 @@ export function loadConversation() {
   } catch {
     return null;
   }
-  if (!raw || typeof raw.conversationId !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(raw.conversationId)) {
-    return null;
-  }
+  if (!raw || typeof raw !== "object") return null;
+  const memory = raw.memory === true;
+  if (!(isConversationId(raw.conversationId) || (memory && raw.conversationId === null))) return null;
   if (!Array.isArray(raw.messages)) return null;
   const messages = raw.messages
     .filter((m) => m && (m.role === "user" || m.role === "assistant") && typeof m.content === "string")
@@ -116,6 +126,8 @@ export function loadConversation() {
       id: typeof m.id === "string" ? m.id : newMessageId(),
       role: m.role,
       content: m.content,
+      // Only what the server confirmed counts as stored; a turn cut short by the reload is not.
+      ...(memory ? { stored: m.stored === true } : {}),
       ...(m.role === "assistant"
         ? {
             // A reply still streaming when the page went away was cut short: keep it as stopped.
@@ -126,10 +138,73 @@ export function loadConversation() {
         : {}),
     }));
   return {
+    memory,
     conversationId: raw.conversationId,
     messages,
     dropped: Number.isInteger(raw.dropped) ? raw.dropped : 0,
     droppedIds: Array.isArray(raw.droppedIds) ? raw.droppedIds.filter((id) => typeof id === "string") : [],
+  };
+}
+
+/** The id of the conversation the server keeps for this browser, or null. */
+export function loadMemoryId() {
+  try {
+    const id = localStorage.getItem(MEMORY_ID_KEY);
+    return isConversationId(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+export function saveMemoryId(id) {
+  try {
+    localStorage.setItem(MEMORY_ID_KEY, id);
+  } catch {
+    // Storage disabled: the conversation goes on in this page, but a reload starts a new one.
+  }
+}
+
+/** Forget the kept id: any (`id` omitted), or only `id` (another tab may have moved on). */
+export function forgetMemoryId(id) {
+  try {
+    if (id === undefined || localStorage.getItem(MEMORY_ID_KEY) === id) localStorage.removeItem(MEMORY_ID_KEY);
+  } catch {
+    // see saveMemoryId
+  }
+}
+
+/**
+ * The page's conversation from the server's `GET /api/conversations/{id}` (the source of
+ * truth: what it does not hold, such as a stopped reply, is not shown), with what only this tab
+ * knew — message ids, usage footers, request ids — taken from `cached` where a cached message
+ * has the same role and text, in order.
+ */
+export function conversationFromServer(server, cached) {
+  const local = cached?.memory && cached.conversationId === server.conversationId ? cached.messages : [];
+  let from = 0;
+  let matched = 0;
+  const messages = server.messages.map((m) => {
+    let k = from;
+    while (k < local.length && !(local[k].role === m.role && local[k].content === m.content)) k++;
+    const c = k < local.length ? local[k] : null;
+    if (c) {
+      from = k + 1;
+      matched++;
+    }
+    const message = { id: c?.id ?? newMessageId(), role: m.role, content: m.content, stored: true };
+    if (m.role === "assistant") {
+      Object.assign(message, { state: "done", usage: c?.usage ?? null, requestId: c?.requestId ?? null });
+    }
+    return message;
+  });
+  // The note on older turns still holds if nothing changed since this tab saw it.
+  const same = matched === messages.length && local.every((m) => m.stored !== true || messages.some((n) => n.id === m.id));
+  return {
+    memory: true,
+    conversationId: server.conversationId,
+    messages,
+    dropped: same ? cached.dropped : 0,
+    droppedIds: same ? cached.droppedIds : [],
   };
 }
 

@@ -66,16 +66,25 @@ export function createMessageElement(message) {
   el.append(who, text);
   if (message.role === "user") {
     renderText(text, message.content);
+    markStored(el, message);
   } else {
     updateAssistantElement(el, message);
   }
   return el;
 }
 
+/** Conversation memory: `data-stored="false"` on a message the server does not keep (a stopped
+ * or failed turn, or one of a conversation that expired), so the page never shows it as kept. */
+export function markStored(el, message) {
+  if (typeof message.stored === "boolean") el.dataset.stored = String(message.stored);
+  else delete el.dataset.stored;
+}
+
 /** Sync an assistant element with its message: text, state, and the footer once finished. */
 export function updateAssistantElement(el, message) {
   const text = el.querySelector(".message-text");
   el.dataset.state = message.state;
+  markStored(el, message);
   if (message.requestId) el.dataset.requestId = message.requestId;
   renderText(text, message.content);
 
@@ -93,15 +102,27 @@ export function updateAssistantElement(el, message) {
   el.querySelector(".message-status")?.remove();
   if (message.state === "done" && message.usage) {
     el.append(usageFooter(message.usage));
-  } else if (message.state !== "done") {
-    const status = document.createElement("p");
-    status.className = "message-status";
-    status.textContent = {
-      streaming: message.content ? "" : "Thinking…",
-      stopped: message.content ? "Stopped." : "Stopped before any reply.",
-      error: message.content ? "The reply broke off." : "No reply.",
-    }[message.state];
-    if (status.textContent) el.append(status);
+  }
+  const status = document.createElement("p");
+  status.className = "message-status";
+  status.textContent = statusText(message);
+  if (status.textContent) el.append(status);
+}
+
+function statusText(message) {
+  // A reply the server did not keep says so: the model will not see it in the next turn.
+  const notKept = message.stored === false;
+  switch (message.state) {
+    case "streaming":
+      return message.content ? "" : "Thinking…";
+    case "stopped": {
+      const stopped = message.content ? "Stopped." : "Stopped before any reply.";
+      return notKept ? `${stopped} Not saved: the model won't see this exchange.` : stopped;
+    }
+    case "error":
+      return message.content ? "The reply broke off." : "No reply.";
+    default:
+      return notKept ? "No longer kept on the server: the model doesn't see this exchange." : "";
   }
 }
 

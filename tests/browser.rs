@@ -1,6 +1,9 @@
 //! The chat page in real headless Chromium against the real local host and offline model:
 //! streaming growth, the usage footer against the API's numbers, Stop, the friendly throttle
 //! error with Retry, no XSS, reload, and a screenshot artifact (`test-artifacts/chat.png`).
+//! The server keeps conversations (memory is on by default), so every step runs with it: a
+//! reload restores the conversation from the server, New chat and Delete, a conversation that
+//! expired, and a stopped reply that is not stored.
 //!
 //! One test runs the steps in order on one ChromeDriver and one browser session: starting
 //! Chromium is the slow part, and the steps are independent behind "New chat". A panic in a
@@ -72,6 +75,26 @@ async fn steps(page: &Page, server: &ChatServer, artifacts: &Path) {
         reload_keeps_the_conversation(page),
     )
     .await;
+    let first = timed(
+        "memory: reload restores from the server",
+        reload_restores_the_conversation_from_the_server(page, server),
+    )
+    .await;
+    let second = timed(
+        "memory: new chat starts a new conversation",
+        new_chat_starts_a_new_conversation(page, server, &first),
+    )
+    .await;
+    timed(
+        "memory: delete forgets it on the server",
+        delete_forgets_the_conversation(page, server, &second),
+    )
+    .await;
+    timed(
+        "memory: an expired conversation",
+        an_expired_conversation_is_said_and_left(page, server),
+    )
+    .await;
     page.new_chat().await;
     timed("markup shown as text", markup_is_shown_as_text(page)).await;
     page.new_chat().await;
@@ -87,16 +110,22 @@ async fn steps(page: &Page, server: &ChatServer, artifacts: &Path) {
     )
     .await;
     timed(
+        "memory: a stopped reply is not stored",
+        a_stopped_reply_is_not_stored(page, server),
+    )
+    .await;
+    timed(
         "a used-up budget is a plain notice",
         budget_refusal_is_a_plain_notice(page),
     )
     .await;
 }
 
-async fn timed(name: &str, step: impl Future<Output = ()>) {
+async fn timed<T>(name: &str, step: impl Future<Output = T>) -> T {
     let t = Instant::now();
-    step.await;
+    let out = step.await;
     eprintln!("[browser] {name}: ok in {:?}", t.elapsed());
+    out
 }
 
 // ---- 1. streaming -------------------------------------------------------------------------
@@ -372,7 +401,7 @@ async fn markup_is_shown_as_text(page: &Page) {
     let reply = page.wait_reply_finished(1, REPLY_TIMEOUT).await;
     assert_eq!(reply.state.as_deref(), Some("done"));
     check_shown_as_text(page).await;
-    // Rendered again from sessionStorage.
+    // Rendered again after a reload (from the server's copy of the conversation).
     page.reload().await;
     check_shown_as_text(page).await;
 }
@@ -536,4 +565,308 @@ async fn stop_aborts_the_model_stream(page: &Page, server: &ChatServer) {
     let later: Shown = page.last_reply().await;
     assert_eq!(later.text, reply.text, "nothing arrives after Stop");
     assert_eq!(later.state.as_deref(), Some("stopped"));
+}
+
+// ---- 8. conversation memory ---------------------------------------------------------------
+
+/// The offline model says which user message of its input it answers (from the second on): what
+/// history the server sent it.
+fn answers_message(reply: &Shown, n: usize) -> bool {
+    reply
+        .text
+        .contains(&format!("It is your message {n} in this conversation."))
+}
+
+/// (role, text) of the messages the page shows.
+fn shown_texts(shown: &[Shown]) -> Vec<(String, String)> {
+    shown
+        .iter()
+        .map(|m| (m.role.clone(), m.text.clone()))
+        .collect()
+}
+
+/// (role, content) of a conversation as the server's `GET` returns it.
+fn stored_texts(conversation: &Value) -> Vec<(String, String)> {
+    conversation["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("messages: {conversation}"))
+        .iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap().to_owned(),
+                m["content"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The page's `GET /api/conversations/{id}` requests since it loaded (resource timing entries).
+async fn conversation_fetches(page: &Page, id: &str) -> u64 {
+    page.js(&format!(
+        "return performance.getEntriesByType('resource').filter((e) => \
+         e.initiatorType === 'fetch' && new URL(e.name).pathname === '/api/conversations/{id}').length;"
+    ))
+    .await
+    .as_u64()
+    .unwrap()
+}
+
+/// (a) The first steps' two exchanges went to the server's memory: the page keeps only the id
+/// (`localStorage`). Reloaded without the tab's own copy (as a new tab would be), the page shows
+/// what the server's `GET` returns, and the next message continues that conversation.
+async fn reload_restores_the_conversation_from_the_server(
+    page: &Page,
+    server: &ChatServer,
+) -> String {
+    let id = page
+        .kept_conversation_id()
+        .await
+        .expect("the server's conversation id in localStorage");
+    assert!(
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "an id the server issued: {id}"
+    );
+    let (status, conversation) = server.conversation(&id).await;
+    assert_eq!(status, 200, "{conversation}");
+    assert_eq!(conversation["turns"], 2);
+    let stored = stored_texts(&conversation);
+    assert_eq!(shown_texts(&page.messages().await), stored);
+    assert!(
+        answers_message(&page.last_reply().await, 2),
+        "the model saw turn 1"
+    );
+
+    page.js("sessionStorage.clear(); return true;").await;
+    page.reload().await;
+    assert_eq!(
+        conversation_fetches(page, &id).await,
+        1,
+        "restored by a GET"
+    );
+    let restored = page.messages().await;
+    assert_eq!(
+        shown_texts(&restored),
+        stored,
+        "exactly the server's messages"
+    );
+    assert!(
+        restored
+            .iter()
+            .all(|m| m.role == "user" || m.state.as_deref() == Some("done"))
+    );
+    assert_eq!(page.kept_conversation_id().await.as_deref(), Some(&*id));
+
+    page.send_with_enter("And a third question?").await;
+    let reply = page.wait_reply_finished(3, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"), "{reply:?}");
+    assert!(
+        answers_message(&reply, 3),
+        "the server sent the history: {}",
+        reply.text
+    );
+    assert_eq!(page.kept_conversation_id().await.as_deref(), Some(&*id));
+    let (_, conversation) = server.conversation(&id).await;
+    assert_eq!(conversation["turns"], 3);
+    assert_eq!(
+        shown_texts(&page.messages().await),
+        stored_texts(&conversation)
+    );
+    id
+}
+
+/// (b) New chat: an empty view, no id kept; the next message starts a new conversation on the
+/// server (its model input holds no earlier turn) while the old one stays there.
+async fn new_chat_starts_a_new_conversation(page: &Page, server: &ChatServer, old: &str) -> String {
+    page.new_chat().await;
+    assert_eq!(page.kept_conversation_id().await, None);
+    let focused = page.js("return document.activeElement.id;").await;
+    assert_eq!(focused, "input");
+
+    page.send_with_enter("A fresh start").await;
+    let reply = page.wait_reply_finished(1, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"), "{reply:?}");
+    assert!(
+        !reply.text.contains("in this conversation"),
+        "no history: {}",
+        reply.text
+    );
+    let id = page.kept_conversation_id().await.expect("a new id");
+    assert_ne!(id, old);
+    let (status, conversation) = server.conversation(&id).await;
+    assert_eq!(status, 200);
+    assert_eq!(conversation["turns"], 1);
+    assert_eq!(
+        shown_texts(&page.messages().await),
+        stored_texts(&conversation)
+    );
+    let (status, conversation) = server.conversation(old).await;
+    assert_eq!(status, 200, "the old conversation stays until it expires");
+    assert_eq!(conversation["turns"], 3);
+    id
+}
+
+/// (c) Delete asks first (an inline confirmation, focus on Cancel; Cancel keeps everything),
+/// then `DELETE`s: the server answers 404 for the id, the view and the kept id are cleared.
+async fn delete_forgets_the_conversation(page: &Page, server: &ChatServer, id: &str) {
+    assert!(page.displayed("delete-chat").await && page.enabled("delete-chat").await);
+    page.click("delete-chat").await;
+    assert!(page.displayed("delete-confirm").await);
+    let (expanded, focused) = (
+        page.js("return document.getElementById('delete-chat').getAttribute('aria-expanded');")
+            .await,
+        page.js("return document.activeElement.id;").await,
+    );
+    assert_eq!(
+        (expanded.as_str(), focused.as_str()),
+        (Some("true"), Some("delete-cancel"))
+    );
+    page.click("delete-cancel").await;
+    assert!(!page.displayed("delete-confirm").await);
+    assert_eq!(page.messages().await.len(), 2, "Cancel deletes nothing");
+    assert_eq!(server.conversation(id).await.0, 200);
+
+    page.click("delete-chat").await;
+    page.click("delete-yes").await;
+    page.wait_for(
+        "the deleted conversation to be cleared",
+        "document.querySelectorAll('#messages .message').length === 0",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        server.conversation(id).await.0,
+        404,
+        "deleted on the server"
+    );
+    assert_eq!(page.kept_conversation_id().await, None);
+    assert_eq!(
+        page.note().await.as_deref(),
+        Some("The conversation was deleted from the server.")
+    );
+    assert!(!page.displayed("delete-confirm").await);
+    assert!(!page.enabled("delete-chat").await, "nothing left to delete");
+    assert_eq!(page.js("return document.activeElement.id;").await, "input");
+}
+
+/// A conversation the server no longer has (it expired, or was deleted elsewhere): sending to it
+/// gets the friendly `conversation_not_found` message and Retry starts a new one; on a reload
+/// the page says it expired and starts afresh.
+async fn an_expired_conversation_is_said_and_left(page: &Page, server: &ChatServer) {
+    page.send_with_enter("Soon gone").await;
+    page.wait_reply_finished(1, REPLY_TIMEOUT).await;
+    let gone = page.kept_conversation_id().await.expect("an id");
+    assert_eq!(server.delete_conversation(&gone).await, 204);
+
+    page.send_with_enter("Still there?").await;
+    let code = page
+        .wait_for(
+            "the error banner",
+            "!document.getElementById('error').hidden && document.getElementById('error').dataset.code",
+            REPLY_TIMEOUT,
+        )
+        .await;
+    assert_eq!(code, "conversation_not_found");
+    let text = page
+        .js("return document.getElementById('error-text').textContent;")
+        .await;
+    assert_eq!(
+        text,
+        "This conversation has expired or was deleted, so the model no longer sees it. Retry to \
+         send your message as the start of a new conversation."
+    );
+    assert_eq!(page.kept_conversation_id().await, None);
+    let stored = page
+        .js("return Array.from(document.querySelectorAll('#messages .message'), (m) => m.dataset.stored ?? null);")
+        .await;
+    assert_eq!(
+        stored,
+        serde_json::json!(["false", "false", "false", "false"])
+    );
+
+    page.click("retry").await;
+    let reply = page.wait_reply_finished(2, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"), "{reply:?}");
+    assert!(reply.text.contains("Still there?") && !reply.text.contains("in this conversation"));
+    let id = page
+        .kept_conversation_id()
+        .await
+        .expect("a new conversation");
+    assert_ne!(id, gone);
+    assert_eq!(server.conversation(&id).await.1["turns"], 1);
+
+    // Reloaded with the id of a conversation the server no longer has.
+    page.js(&format!(
+        "localStorage.setItem('chatbot.memory.conversationId', '{gone}'); return true;"
+    ))
+    .await;
+    page.reload().await;
+    assert_eq!(conversation_fetches(page, &gone).await, 1);
+    assert_eq!(page.messages().await.len(), 0, "a fresh start");
+    assert_eq!(page.kept_conversation_id().await, None);
+    assert_eq!(
+        page.note().await.as_deref(),
+        Some("Your earlier conversation has expired, so this is a new one.")
+    );
+}
+
+/// Records the JSON bodies the page posts to the chat endpoints.
+const RECORD_BODIES_JS: &str = r#"
+window.__bodies = [];
+const realFetch = window.fetch;
+window.fetch = (url, init) => {
+  if (String(url).includes('/api/chat') && init?.body) {
+    window.__bodies.push(JSON.parse(new TextDecoder().decode(init.body)));
+  }
+  return realFetch(url, init);
+};
+return true;
+"#;
+
+/// After the Stop step: the stopped reply (the first of a new conversation) is marked as not
+/// saved, the server stored nothing, and the next message goes alone: the model sees no
+/// history and the server's new conversation holds that one turn only.
+async fn a_stopped_reply_is_not_stored(page: &Page, server: &ChatServer) {
+    let stopped = page.last_reply().await;
+    assert_eq!(stopped.state.as_deref(), Some("stopped"));
+    let marks = page
+        .js(
+            "return Array.from(document.querySelectorAll('#messages .message'), (m) => \
+             [m.dataset.stored ?? null, m.querySelector('.message-status')?.textContent ?? null]);",
+        )
+        .await;
+    assert_eq!(
+        marks,
+        serde_json::json!([
+            ["false", null],
+            [
+                "false",
+                "Stopped. Not saved: the model won't see this exchange."
+            ]
+        ])
+    );
+    assert_eq!(
+        page.kept_conversation_id().await,
+        None,
+        "nothing was stored"
+    );
+
+    page.js(RECORD_BODIES_JS).await;
+    page.send_with_enter("Let's try again").await;
+    let reply = page.wait_reply_finished(2, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"), "{reply:?}");
+    let bodies = page.js("return window.__bodies;").await;
+    assert_eq!(
+        bodies,
+        serde_json::json!([{ "message": "Let's try again" }]),
+        "only the new message"
+    );
+    assert!(
+        !reply.text.contains("in this conversation"),
+        "{}",
+        reply.text
+    );
+    let id = page.kept_conversation_id().await.expect("stored now");
+    let (_, conversation) = server.conversation(&id).await;
+    let shown = page.messages().await;
+    assert_eq!(stored_texts(&conversation), shown_texts(&shown[2..]));
 }

@@ -204,6 +204,26 @@ impl Page {
         self.last_reply().await
     }
 
+    /// The id of the conversation the server keeps for this browser, as the page stored it in
+    /// `localStorage` (conversation memory), or None.
+    pub async fn kept_conversation_id(&self) -> Option<String> {
+        self.js("return localStorage.getItem('chatbot.memory.conversationId');")
+            .await
+            .as_str()
+            .map(str::to_owned)
+    }
+
+    /// The note above the composer (dropped history, an expired or deleted conversation), or
+    /// None when hidden.
+    pub async fn note(&self) -> Option<String> {
+        self.js(
+            "const n = document.getElementById('history-note');              return n.hidden ? null : n.textContent;",
+        )
+        .await
+        .as_str()
+        .map(str::to_owned)
+    }
+
     /// Click "New chat" and wait for an empty conversation.
     pub async fn new_chat(&self) {
         self.click("new-chat").await;

@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::body::Body;
+use axum::http::{Method, Request};
 use bedrock_offline::{OfflineConfig, OfflineStats};
 use chatbot_service::config::ServiceConfig;
 use chatbot_service::hosts::local;
@@ -48,6 +50,31 @@ impl ChatServer {
 
     pub fn offline_stats(&self) -> OfflineStats {
         self.svc.offline.as_ref().expect("offline backend").stats()
+    }
+
+    /// `GET /api/conversations/{id}` asked of the service directly (not through the page):
+    /// the status and the body.
+    pub async fn conversation(&self, id: &str) -> (u16, Value) {
+        let reply = self.conversation_request(Method::GET, id).await;
+        let body = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        (reply.status.as_u16(), body)
+    }
+
+    /// `DELETE /api/conversations/{id}` asked of the service directly: the status.
+    pub async fn delete_conversation(&self, id: &str) -> u16 {
+        self.conversation_request(Method::DELETE, id)
+            .await
+            .status
+            .as_u16()
+    }
+
+    async fn conversation_request(&self, method: Method, id: &str) -> service_rig::Reply {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("/api/conversations/{id}"))
+            .body(Body::empty())
+            .unwrap();
+        self.svc.send(req).await
     }
 
     /// The EMF document of one request, waiting up to 5 s (telemetry is written as the

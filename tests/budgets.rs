@@ -436,6 +436,7 @@ async fn create_table_makes_the_declared_schema() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("ResourceInUseException"));
 
     let conf = aws_sdk_dynamodb::Config::builder()
+        .http_client(chatbot_service::aws::https_client())
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::new(

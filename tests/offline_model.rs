@@ -30,6 +30,7 @@ async fn start(config: OfflineConfig) -> OfflineServer {
 
 fn client_with_timeout(server: &OfflineServer, operation_timeout: Duration) -> Client {
     let config = bedrock::Config::builder()
+        .http_client(chatbot_service::aws::https_client())
         .behavior_version_latest()
         .region(Region::new("us-east-2"))
         .endpoint_url(server.endpoint_url())

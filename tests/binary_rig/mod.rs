@@ -184,6 +184,7 @@ impl Server {
     pub fn dynamodb(&self) -> Option<aws_sdk_dynamodb::Client> {
         let moto = self.moto.as_ref()?;
         let conf = aws_sdk_dynamodb::Config::builder()
+            .http_client(chatbot_service::aws::https_client())
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_credential_types::Credentials::new(

@@ -12,6 +12,7 @@ pub const NAMESPACE: &str = "ServerlessChatbot";
 
 pub async fn config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(chatbot_service::aws::https_client())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
         .endpoint_url(endpoint)

@@ -14,8 +14,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Zero latency and no faults; port 0 picks a free port.
     let server = bedrock_offline::spawn(OfflineConfig::default(), "127.0.0.1:0".parse()?).await?;
 
-    // Any region and static credentials: the offline model ignores the signature.
+    // Any region and static credentials: the offline model ignores the signature. Plain HTTP on
+    // loopback, so any HTTP client will do (the SDK's default one needs its
+    // `default-https-client` feature).
     let config = Config::builder()
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
         .behavior_version(BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "example"))

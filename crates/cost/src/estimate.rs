@@ -45,6 +45,12 @@ pub struct EstimateArgs {
     #[arg(long, default_value_t = 200)]
     pub output_tokens: u64,
 
+    /// Turns per conversation with conversation memory (1 = every request stands alone). Each
+    /// earlier turn is sent again as history: turn k adds (k − 1) × (input + output tokens),
+    /// so the average request carries (turns − 1) / 2 earlier turns.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub turns: u64,
+
     /// Model or inference-profile id to price; repeat to compare several.
     #[arg(long = "model", value_name = "ID", default_value = DEFAULT_MODEL_ID)]
     pub models: Vec<String>,
@@ -108,6 +114,19 @@ impl Estimate {
 }
 
 impl EstimateArgs {
+    /// Input tokens of the average request: its own, plus the history of the earlier turns of
+    /// its conversation (turn k re-sends k − 1 exchanges; over T turns, (T − 1) / 2 on average).
+    pub fn average_input_tokens(&self) -> Decimal {
+        let exchange = Decimal::from(self.input_tokens + self.output_tokens);
+        Decimal::from(self.input_tokens)
+            + exchange * Decimal::from(self.turns - 1) / Decimal::from(2)
+    }
+
+    fn input_cost(&self, input_per1k: Decimal) -> Decimal {
+        self.average_input_tokens() * Decimal::from(self.requests) * input_per1k
+            / Decimal::from(1000)
+    }
+
     fn usage(&self) -> Usage {
         Usage {
             input_tokens: self.requests * self.input_tokens,
@@ -135,6 +154,9 @@ impl EstimateArgs {
         );
         for m in &self.models {
             cmd.push_str(&format!(" --model {m}"));
+        }
+        if self.turns > 1 {
+            cmd.push_str(&format!(" --turns {}", self.turns));
         }
         cmd.push_str(&format!(
             " --memory {} --arch {} --avg-duration-ms {}",
@@ -174,10 +196,7 @@ pub fn estimate(
     let n = Decimal::from(args.requests);
     Ok(Estimate {
         model: model.to_owned(),
-        bedrock_input: price.cost(Usage {
-            input_tokens: usage.input_tokens,
-            output_tokens: 0,
-        }),
+        bedrock_input: args.input_cost(price.input_per1k),
         bedrock_output: price.cost(Usage {
             input_tokens: 0,
             output_tokens: usage.output_tokens,
@@ -217,8 +236,17 @@ pub fn render(table: &PriceTable, args: &EstimateArgs, estimates: &[Estimate]) -
 }
 
 fn scenario_text(args: &EstimateArgs) -> String {
+    let history = if args.turns > 1 {
+        format!(
+            " in conversations of {} turns (history included: {} input tokens on average)",
+            args.turns,
+            quantity(args.average_input_tokens())
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{} requests/month, {} input + {} output tokens each; Lambda {} MB {}, {} ms average ({} GB-s); {}",
+        "{} requests/month, {} input + {} output tokens each{history}; Lambda {} MB {}, {} ms average ({} GB-s); {}",
         grouped(args.requests),
         grouped(args.input_tokens),
         grouped(args.output_tokens),
@@ -348,13 +376,19 @@ fn to_json(table: &PriceTable, args: &EstimateArgs, estimates: &[Estimate]) -> V
             "requestsPerMonth": args.requests,
             "inputTokensPerRequest": args.input_tokens,
             "outputTokensPerRequest": args.output_tokens,
+            "turnsPerConversation": args.turns,
             "memoryMb": args.memory,
             "arch": arch_name(args.arch),
             "avgDurationMs": args.avg_duration_ms,
             "apiGateway": !args.no_api_gateway,
         },
         "usage": {
-            "inputTokens": usage.input_tokens,
+            // Whole tokens (history makes the average fractional for odd exchanges).
+            "inputTokens": (args.average_input_tokens() * Decimal::from(args.requests))
+                .round()
+                .to_string()
+                .parse::<u64>()
+                .unwrap_or(usage.input_tokens),
             "outputTokens": usage.output_tokens,
             "gbSeconds": exact(args.gb_seconds()),
             "lambdaRequests": args.requests,
@@ -442,6 +476,21 @@ mod tests {
         assert_eq!(e.api_gateway, Decimal::ZERO);
         // 6.4 + 8 + 0.20833375 + 0.002
         assert_eq!(e.total(), d("14.61033375"));
+    }
+
+    #[test]
+    fn history_grows_the_input_with_the_conversation() {
+        // 4 turns: the average request re-sends (4 − 1) / 2 = 1.5 earlier exchanges of
+        // 800 + 200 tokens: 800 + 1,500 = 2,300 input tokens.
+        let a = args(&["--turns", "4", "--format", "markdown"]);
+        assert_eq!(a.average_input_tokens(), d("2300"));
+        let e = estimate(&PriceTable::builtin(), &a, "us.amazon.nova-micro-v1:0").unwrap();
+        // 10,000 × 2,300 = 23,000,000 × 0.000035 / 1K = 0.805; output unchanged.
+        assert_eq!(e.bedrock_input, d("0.805"));
+        assert_eq!(e.bedrock_output, d("0.28"));
+        let md = render(&PriceTable::builtin(), &a, &[e]);
+        assert!(md.contains("conversations of 4 turns"), "{md}");
+        assert!(md.contains("--turns 4"), "{md}");
     }
 
     #[test]

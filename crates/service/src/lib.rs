@@ -18,13 +18,15 @@
 //! - [`telemetry`]: the tower layer that gives every request its summary log line, EMF document
 //!   and X-Ray segment, plus the model-call span; [`pricing`] prices each request.
 //! - [`error`]: the typed API error, the [`error::ErrorCode`] table, and the one mapping to HTTP;
-//!   [`secrets`]: deploy secrets and the keyed hash.
+//!   [`secrets`]: deploy secrets and the keyed hash; [`aws`]: the AWS configuration and HTTPS
+//!   client every AWS client shares.
 //!
 //! The offline model (crate `bedrock-offline`) and the cost tools (crate `chatbot-cost`) are
 //! separate crates, so the Lambda artifact links neither; docs/architecture.md has the map.
 
 pub mod api;
 pub mod app;
+pub mod aws;
 pub mod budget;
 pub mod config;
 pub mod conversations;

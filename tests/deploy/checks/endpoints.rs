@@ -117,7 +117,14 @@ pub fn http_api(t: &Template) -> Vec<String> {
         .iter()
         .filter_map(|(_, r)| props(r)["RouteKey"].as_str().map(str::to_owned))
         .collect();
-    for route in ["POST /api/chat", "GET /api/health"] {
+    // Every route of the service's router (crates/service/src/app.rs).
+    for route in [
+        "POST /api/chat",
+        "POST /api/chat/stream",
+        "GET /api/health",
+        "GET /api/conversations/{id}",
+        "DELETE /api/conversations/{id}",
+    ] {
         if !routes.contains(route) {
             p.push(format!("the HTTP API lacks route {route}"));
         }

@@ -43,7 +43,8 @@ pub struct Clients {
 /// credentials resolve — so those two common mistakes get their own message instead of a
 /// dispatch failure.
 pub async fn connect(args: &AwsArgs) -> Result<Clients, ReportError> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(chatbot_service::aws::https_client());
     if let Some(region) = &args.region {
         loader = loader.region(Region::new(region.clone()));
     }

@@ -67,19 +67,10 @@ pub fn client_address(parts: &Parts, behind_cloudfront: bool) -> Option<IpAddr> 
             .and_then(|v| v.to_str().ok())
             .and_then(parse_viewer_address);
     }
+    // The function is built for payload format 2.0 only (HTTP API and Function URL events).
     use lambda_http::request::RequestContext;
-    match parts.extensions.get::<RequestContext>() {
-        Some(RequestContext::ApiGatewayV2(c)) => {
-            return c.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
-        }
-        Some(RequestContext::ApiGatewayV1(c)) => {
-            return c
-                .identity
-                .source_ip
-                .as_deref()
-                .and_then(|ip| ip.parse().ok());
-        }
-        _ => {}
+    if let Some(RequestContext::ApiGatewayV2(c)) = parts.extensions.get::<RequestContext>() {
+        return c.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
     }
     parts
         .extensions

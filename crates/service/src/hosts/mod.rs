@@ -45,7 +45,7 @@ pub async fn start(
     // The AWS configuration is resolved once, and only when something needs it.
     let needs_aws = endpoint == ModelEndpoint::Bedrock || config.state_table.is_some();
     let shared = match needs_aws {
-        true => Some(client::shared_config(&config).await),
+        true => Some(crate::aws::sdk_config(&config).await),
         false => None,
     };
     let (sdk, region) = match (&endpoint, &shared) {

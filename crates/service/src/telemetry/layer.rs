@@ -154,7 +154,6 @@ fn via_api_gateway<B>(req: &Request<B>) -> bool {
             .domain_name
             .as_deref()
             .is_some_and(|d| d.contains(".lambda-url.")),
-        Some(RequestContext::ApiGatewayV1(_)) => true,
         _ => false,
     }
 }

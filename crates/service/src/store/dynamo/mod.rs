@@ -84,9 +84,12 @@ pub fn client(shared: &aws_config::SdkConfig, timeout: Duration) -> Client {
                 .operation_attempt_timeout(timeout / 2)
                 .operation_timeout(timeout)
                 .build(),
-        )
-        .build();
-    Client::from_conf(conf)
+        );
+    let conf = match crate::aws::endpoint_override("DYNAMODB") {
+        Some(url) => conf.endpoint_url(url),
+        None => conf,
+    };
+    Client::from_conf(conf.build())
 }
 
 fn error<E, R>(operation: &'static str, e: SdkError<E, R>) -> StoreError
@@ -166,8 +169,7 @@ fn epoch_seconds(item: &HashMap<String, AttributeValue>) -> i64 {
 /// `chatbot create-table --table NAME`, with region, credentials and endpoint from the standard
 /// AWS configuration (`AWS_ENDPOINT_URL_DYNAMODB` for moto).
 pub async fn create_table_from_environment(table: &str) -> Result<(), String> {
-    let shared =
-        crate::model::client::shared_config(&crate::config::ServiceConfig::defaults()).await;
+    let shared = crate::aws::sdk_config(&crate::config::ServiceConfig::defaults()).await;
     create_table(&client(&shared, Duration::from_secs(10)), table).await
 }
 

@@ -23,12 +23,12 @@ WAF_WINDOW_SEC ?= 300
 .PHONY: build build-zig package deploy remove waf
 
 build:
-	cargo lambda build --release --arm64 --output-format zip --bin bootstrap
+	cargo lambda build --profile lambda-release --arm64 --output-format zip --bin bootstrap
 	@ls -l $(ARTIFACT)
 
 build-zig:
-	cargo zigbuild --release --target $(AARCH64) --bin bootstrap
-	scripts/zip-bootstrap target/$(AARCH64)/release/bootstrap $(ARTIFACT)
+	cargo zigbuild --profile lambda-release --target $(AARCH64) --bin bootstrap
+	scripts/zip-bootstrap target/$(AARCH64)/lambda-release/bootstrap $(ARTIFACT)
 
 $(OSLS):
 	npm ci --no-audit --no-fund --loglevel=error

@@ -127,7 +127,7 @@ pub fn known_fields(extra: &[String]) -> BTreeSet<String> {
     known.extend(METRICS.iter().map(|m| m.name.to_string()));
     for set in METRICS
         .iter()
-        .flat_map(|m| m.dimensions.iter().chain(m.extra_dimensions))
+        .flat_map(|m| m.dimensions.iter())
     {
         known.extend(set.iter().map(|d| d.to_string()));
     }

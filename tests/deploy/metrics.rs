@@ -225,7 +225,7 @@ pub fn check(r: &MetricRef, rules: &Rules) -> Vec<String> {
                 ));
                 return problems;
             };
-            let allowed = def.dimensions.iter().chain(def.extra_dimensions);
+            let allowed = def.dimensions.iter();
             if !allowed.clone().any(|set| {
                 let mut set = set.to_vec();
                 set.sort_unstable();

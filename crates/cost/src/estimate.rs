@@ -131,6 +131,7 @@ impl EstimateArgs {
         Usage {
             input_tokens: self.requests * self.input_tokens,
             output_tokens: self.requests * self.output_tokens,
+            ..Usage::default()
         }
     }
 
@@ -197,10 +198,8 @@ pub fn estimate(
     Ok(Estimate {
         model: model.to_owned(),
         bedrock_input: args.input_cost(price.input_per1k),
-        bedrock_output: price.cost(Usage {
-            input_tokens: 0,
-            output_tokens: usage.output_tokens,
-        }),
+        bedrock_output: Decimal::from(usage.output_tokens) * price.output_per1k
+            / Decimal::from(1000),
         lambda_compute: table.lambda_compute(args.arch, args.memory, args.avg_duration_ms) * n,
         lambda_requests: table.lambda.per_request * n,
         api_gateway: table.http_api_per_request * Decimal::from(args.api_requests()),

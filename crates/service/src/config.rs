@@ -146,6 +146,20 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_ORIGIN_SECRETS", value_delimiter = ',', value_parser = Secret::parse)]
     pub origin_secrets: Vec<Secret>,
 
+    /// Prompt caching: a cache checkpoint after the system prompt and after the conversation's
+    /// history, so a repeat reads them from Bedrock's cache (priced apart; see docs/cost.md).
+    #[arg(long, env = "CHATBOT_PROMPT_CACHE", value_enum, default_value = "off")]
+    pub prompt_cache: Switch,
+
+    /// Bedrock service tier to request (`default`, `priority`, `flex`, `reserved`). Unset: none
+    /// requested. Calls are priced by the tier the response says served them.
+    #[arg(long, env = "CHATBOT_SERVICE_TIER", value_enum)]
+    pub service_tier: Option<ServiceTierName>,
+
+    /// Bedrock latency mode to request (`standard`, `optimized`). Unset: none requested.
+    #[arg(long, env = "CHATBOT_LATENCY_MODE", value_enum)]
+    pub latency_mode: Option<LatencyMode>,
+
     /// Conversation memory on the server (`message` + `conversationId` requests, the
     /// conversations endpoints): `on` or `off`. Off: only the stateless `messages` form.
     #[arg(long, env = "CHATBOT_MEMORY", value_enum, default_value = "on")]
@@ -280,6 +294,22 @@ fn parse_hours(s: &str) -> Result<f64, String> {
         Ok(h) if h * 3600.0 >= 1.0 && h <= 8760.0 => Ok(h),
         _ => Err("must be a number of hours from 1 second (0.0003) to a year (8760)".into()),
     }
+}
+
+/// A Bedrock service tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceTierName {
+    Default,
+    Priority,
+    Flex,
+    Reserved,
+}
+
+/// A Bedrock latency mode (`performanceConfig.latency`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LatencyMode {
+    Standard,
+    Optimized,
 }
 
 /// An on/off setting.

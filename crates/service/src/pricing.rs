@@ -35,12 +35,31 @@ pub enum PricingError {
     Invalid(String),
 }
 
-/// USD per 1,000 tokens.
+/// USD per 1,000 tokens. Cache prices are those of prompt-cache reads and writes; absent, a call
+/// that read or wrote the cache cannot be priced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelPrice {
     pub input_per1k: Decimal,
     pub output_per1k: Decimal,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_read_per1k: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_write_per1k: Option<Decimal>,
+}
+
+/// A model's prices: the standard ones, and per service tier or latency mode (`priority`,
+/// `flex`, `optimized`, …, as `Served::key` names them). A tier not listed has no price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ModelEntry {
+    #[serde(flatten)]
+    pub standard: ModelPrice,
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub tiers: HashMap<String, ModelPrice>,
+    /// Where a price with no primary source came from, or the model's lifecycle state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +97,7 @@ pub struct PriceTable {
     pub source: String,
     pub date: String,
     pub currency: String,
-    pub models: HashMap<String, ModelPrice>,
+    pub models: HashMap<String, ModelEntry>,
     pub lambda: LambdaPrices,
     pub http_api_per_request: Decimal,
 }
@@ -107,9 +126,16 @@ impl PriceTable {
 
     fn validate(&self) -> Result<(), PricingError> {
         let negative = |d: &Decimal| d.is_sign_negative();
-        for (id, p) in &self.models {
-            if negative(&p.input_per1k) || negative(&p.output_per1k) {
-                return Err(PricingError::Invalid(format!("negative price for {id}")));
+        for (id, e) in &self.models {
+            for p in std::iter::once(&e.standard).chain(e.tiers.values()) {
+                if [p.input_per1k, p.output_per1k]
+                    .iter()
+                    .chain(p.cache_read_per1k.iter())
+                    .chain(p.cache_write_per1k.iter())
+                    .any(negative)
+                {
+                    return Err(PricingError::Invalid(format!("negative price for {id}")));
+                }
             }
         }
         let l = &self.lambda;
@@ -127,16 +153,32 @@ impl PriceTable {
         Ok(())
     }
 
-    /// Price of a model id, an inference-profile id (`us.…`) or either as an ARN.
-    pub fn model(&self, model_id: &str) -> Option<ModelPrice> {
+    /// The entry of a model id, an inference-profile id (`us.…`) or either as an ARN.
+    fn entry(&self, model_id: &str) -> Option<&ModelEntry> {
         let id = model_id.rsplit('/').next().unwrap_or(model_id);
-        if let Some(p) = self.models.get(id) {
-            return Some(*p);
+        if let Some(e) = self.models.get(id) {
+            return Some(e);
         }
         PROFILE_PREFIXES
             .iter()
             .find_map(|prefix| id.strip_prefix(prefix))
-            .and_then(|base| self.models.get(base).copied())
+            .and_then(|base| self.models.get(base))
+    }
+
+    /// The standard price of a model id, an inference-profile id (`us.…`) or either as an ARN.
+    pub fn model(&self, model_id: &str) -> Option<ModelPrice> {
+        self.entry(model_id).map(|e| e.standard)
+    }
+
+    /// The price of what served a call: the standard price, or the tier's / latency mode's
+    /// (`served` is `Served::key`). `None` when the table has no such price: never silently the
+    /// standard one.
+    pub fn served(&self, model_id: &str, served: &str) -> Option<ModelPrice> {
+        let entry = self.entry(model_id)?;
+        match served {
+            "standard" => Some(entry.standard),
+            other => entry.tiers.get(other).copied(),
+        }
     }
 
     /// Lambda compute for one invocation: billed ms (rounded up) × memory × GB-second price,
@@ -161,11 +203,21 @@ pub fn gb_seconds(memory_mb: u32, billed_ms: u64) -> Decimal {
 }
 
 impl ModelPrice {
-    /// Exact cost of `usage` at this price.
-    pub fn cost(&self, usage: Usage) -> Decimal {
-        (Decimal::from(usage.input_tokens) * self.input_per1k
-            + Decimal::from(usage.output_tokens) * self.output_per1k)
-            / THOUSAND
+    /// Exact cost of `usage` at this price: input × input price + cache reads × read price +
+    /// cache writes × write price + output × output price, per 1,000. `None` when the call read
+    /// or wrote the cache and this price has no cache price.
+    pub fn cost(&self, usage: Usage) -> Option<Decimal> {
+        let cached = |tokens: u64, price: Option<Decimal>| match tokens {
+            0 => Some(Decimal::ZERO),
+            n => price.map(|p| Decimal::from(n) * p),
+        };
+        Some(
+            (Decimal::from(usage.input_tokens) * self.input_per1k
+                + cached(usage.cache_read_input_tokens, self.cache_read_per1k)?
+                + cached(usage.cache_write_input_tokens, self.cache_write_per1k)?
+                + Decimal::from(usage.output_tokens) * self.output_per1k)
+                / THOUSAND,
+        )
     }
 }
 
@@ -182,6 +234,10 @@ pub struct CostBreakdown {
     pub api_usd: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::float_option")]
     pub total_usd: Option<Decimal>,
+    /// The model part is an estimate: Bedrock never reported usage (a stream cut short, a call
+    /// that timed out or failed inside the model).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub estimated: bool,
 }
 
 impl CostBreakdown {
@@ -194,6 +250,7 @@ impl CostBreakdown {
             compute_usd: compute,
             api_usd: api,
             total_usd: total,
+            estimated: false,
         }
     }
 }
@@ -214,9 +271,38 @@ mod tests {
         let usage = Usage {
             input_tokens: 800,
             output_tokens: 200,
+            ..Usage::default()
         };
         // 800 × 0.000035 / 1000 + 200 × 0.00014 / 1000
-        assert_eq!(p.cost(usage), d("0.000056"));
+        assert_eq!(p.cost(usage), Some(d("0.000056")));
+    }
+
+    #[test]
+    fn cache_reads_and_writes_have_their_own_prices() {
+        let t = PriceTable::builtin();
+        let p = t.model("us.amazon.nova-micro-v1:0").unwrap();
+        let usage = Usage {
+            input_tokens: 100,
+            output_tokens: 200,
+            cache_read_input_tokens: 1_000,
+            cache_write_input_tokens: 2_000,
+        };
+        // (100 × 0.000035 + 1,000 × 0.00000875 + 2,000 × 0.000035 + 200 × 0.00014) / 1000
+        assert_eq!(p.cost(usage), Some(d("0.00011025")));
+        let no_cache_price = ModelPrice {
+            cache_read_per1k: None,
+            ..p
+        };
+        assert_eq!(no_cache_price.cost(usage), None, "never priced as plain input");
+    }
+
+    #[test]
+    fn a_tier_without_a_price_is_not_the_standard_price() {
+        let t = PriceTable::builtin();
+        let id = "us.amazon.nova-micro-v1:0";
+        assert_eq!(t.served(id, "standard"), t.model(id));
+        assert_eq!(t.served(id, "priority"), None);
+        assert_eq!(t.served(id, "optimized"), None);
     }
 
     #[test]
@@ -239,12 +325,14 @@ mod tests {
         let p = ModelPrice {
             input_per1k: d("0.00006"),
             output_per1k: d("0"),
+            cache_read_per1k: None,
+            cache_write_per1k: None,
         };
         let usage = Usage {
             input_tokens: 10_000_000,
-            output_tokens: 0,
+            ..Usage::default()
         };
-        assert_eq!(p.cost(usage), d("0.6"));
+        assert_eq!(p.cost(usage), Some(d("0.6")));
     }
 
     #[test]

@@ -185,7 +185,7 @@ fn no_data(args: &ReportArgs, window: &Window, services: &[String]) -> ReportErr
         )
     };
     ReportError::NoData {
-        metric: chatbot_service::telemetry::catalog::REQUESTS,
+        metric: "Requests",
         service: args.service.clone(),
         namespace: args.namespace.clone(),
         start: rfc3339(window.start),

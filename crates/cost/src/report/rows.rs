@@ -13,8 +13,11 @@ use rust_decimal::Decimal;
 use super::args::Grouping;
 use super::query::{Points, SeriesKey};
 use super::window::{MONTH, Window, day_label, hour_label};
+// Stand-ins until cost-report reads the new catalog (Requests = Latency sample count).
+const REQUESTS: &str = "Requests";
+const COST_UNKNOWN: &str = "CostUnknown";
 use chatbot_service::telemetry::catalog::{
-    COST_UNKNOWN, COST_USD, ERRORS, INPUT_TOKENS, OUTPUT_TOKENS, REQUESTS,
+    COST_USD, ERRORS, INPUT_TOKENS, OUTPUT_TOKENS,
 };
 
 /// Decimal places kept for USD amounts.

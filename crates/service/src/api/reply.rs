@@ -11,7 +11,16 @@ use crate::telemetry::context::RequestCtx;
 pub struct UsageBody {
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Prompt-cache reads and writes, when there were any (not in `inputTokens`).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_read_input_tokens: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub cache_write_input_tokens: u64,
     pub total_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl From<Usage> for UsageBody {
@@ -19,6 +28,8 @@ impl From<Usage> for UsageBody {
         UsageBody {
             input_tokens: u.input_tokens,
             output_tokens: u.output_tokens,
+            cache_read_input_tokens: u.cache_read_input_tokens,
+            cache_write_input_tokens: u.cache_write_input_tokens,
             total_tokens: u.total(),
         }
     }

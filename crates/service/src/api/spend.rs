@@ -51,13 +51,8 @@ pub async fn reserve(
     state.budgets().reserve(ctx, client, amount).await
 }
 
-/// The figure a reservation settles to: the request's cost, or `None` (the whole reservation
-/// stays spent) when Bedrock may have billed tokens that were never reported.
+/// The figure a reservation settles to: the request's cost — estimated when Bedrock never
+/// reported usage — or `None` (the whole reservation stays spent) when it has no price.
 pub fn settlement(ctx: &RequestCtx) -> Option<Decimal> {
-    let cost = ctx.settle_cost();
-    if ctx.record().usage_unknown {
-        None
-    } else {
-        cost.total_usd
-    }
+    ctx.settle_cost().total_usd
 }

@@ -4,8 +4,9 @@
 //!   byte-level BPE tokenizer never makes more tokens than bytes; the offline model counts
 //!   words, fewer still), plus [`TOKENS_PER_MESSAGE`] for each message's role and framing.
 //! - **Output tokens**: `maxTokens`.
-//! - **Prices**: the dearest input and the dearest output price among the models the request
-//!   may reach (its variant's and the fallback).
+//! - **Prices**: the dearest input (or cache-write) and the dearest output price among the
+//!   models the request may reach (its variant's and the fallback), at the standard tier (a
+//!   configured tier with a price of its own is reserved at that price, see `api::spend`).
 //! - **Lambda compute**: the function's memory for the time left until the invocation's
 //!   deadline; **API Gateway**: its per-request price when the request came through it.
 //!
@@ -45,18 +46,24 @@ impl WorstCase<'_> {
     /// `None` when a reachable model has no price (start-up refuses such a configuration when
     /// budgets are on).
     pub fn cost(&self, req: &ChatRequest) -> Option<Decimal> {
+        // An input token costs at most the dearer of the input and cache-write prices (with
+        // prompt caching on, some input may be written to the cache; a read is cheaper).
         let mut dearest = ModelPrice {
             input_per1k: Decimal::ZERO,
             output_per1k: Decimal::ZERO,
+            cache_read_per1k: None,
+            cache_write_per1k: None,
         };
         for id in self.models {
             let p = self.prices.model(id)?;
-            dearest.input_per1k = dearest.input_per1k.max(p.input_per1k);
+            let input = p.input_per1k.max(p.cache_write_per1k.unwrap_or_default());
+            dearest.input_per1k = dearest.input_per1k.max(input);
             dearest.output_per1k = dearest.output_per1k.max(p.output_per1k);
         }
         let usage = Usage {
             input_tokens: self.input_tokens(req),
             output_tokens: self.max_tokens.max(0) as u64,
+            ..Usage::default()
         };
         let compute = self.lambda.map_or(Decimal::ZERO, |(mb, left)| {
             let ms = left.as_micros().div_ceil(1000) as u64;
@@ -67,7 +74,7 @@ impl WorstCase<'_> {
         } else {
             Decimal::ZERO
         };
-        Some(dearest.cost(usage) + compute + api)
+        Some(dearest.cost(usage)? + compute + api)
     }
 }
 

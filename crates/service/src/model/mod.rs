@@ -1,5 +1,11 @@
 //! Calling the model: Bedrock Converse (whole reply) and ConverseStream (reply as it is
 //! generated) through the AWS SDK, each call wrapped in its telemetry span.
+//!
+//! The request carries, as configured: a prompt-cache checkpoint after the system prompt and
+//! after the conversation's history (`CHATBOT_PROMPT_CACHE`), the service tier
+//! (`CHATBOT_SERVICE_TIER`) and the latency mode (`CHATBOT_LATENCY_MODE`). What Bedrock reports
+//! back — usage with cache reads and writes, its own latency, the tier and mode that served the
+//! call — is the call's [`Report`].
 
 mod attempts;
 pub mod client;
@@ -13,15 +19,16 @@ use std::time::Duration;
 use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::operation::RequestId;
 use aws_sdk_bedrockruntime::types::{
-    ContentBlock, ConversationRole, InferenceConfiguration, Message as SdkMessage,
-    SystemContentBlock,
+    CachePointBlock, CachePointType, ContentBlock, ConversationRole, InferenceConfiguration,
+    Message as SdkMessage, PerformanceConfigLatency, PerformanceConfiguration, ServiceTier,
+    ServiceTierType, SystemContentBlock,
 };
 
 pub use errors::ModelError;
 pub use stream::{ReplyEvent, ReplyStream};
-pub use usage::Usage;
+pub use usage::{Report, Served, Usage, estimate_tokens};
 
-use crate::config::ServiceConfig;
+use crate::config::{LatencyMode, ServiceConfig, ServiceTierName, Switch};
 use crate::request::Role;
 use crate::telemetry::model_span::{ModelCallSpan, Operation};
 use crate::validation::ChatRequest;
@@ -29,16 +36,18 @@ use attempts::AttemptObserver;
 pub use attempts::AttemptStats;
 
 /// The same request for Converse and ConverseStream (their builders share no trait): model,
-/// messages, system prompt, inference settings, and the attempt observer.
+/// messages, system prompt, inference settings, tier, latency mode, and the attempt observer.
 macro_rules! request {
     ($self:ident, $op:ident, $model_id:expr, $req:expr, $stats:expr) => {
         $self
             .client
             .$op()
             .model_id($model_id)
-            .set_messages(Some(messages($req)?))
-            .system($self.system())
+            .set_messages(Some($self.messages($req)?))
+            .set_system(Some($self.system()?))
             .inference_config($self.inference())
+            .set_service_tier($self.service_tier()?)
+            .set_performance_config($self.performance())
             .customize()
             .interceptor(AttemptObserver($stats.clone()))
     };
@@ -64,10 +73,20 @@ struct Settings {
     system_prompt: String,
     max_tokens: i32,
     temperature: f32,
+    prompt_cache: bool,
+    service_tier: Option<ServiceTierType>,
+    latency: Option<PerformanceConfigLatency>,
     /// Whole-stream deadline and the longest silence tolerated between stream events (the SDK's
     /// operation timeout covers a stream only until its first response).
     stream_deadline: Duration,
     stream_idle: Duration,
+}
+
+fn cache_point() -> Result<CachePointBlock, ModelError> {
+    CachePointBlock::builder()
+        .r#type(CachePointType::Default)
+        .build()
+        .map_err(|e| ModelError::Internal(e.to_string()))
 }
 
 impl ModelClient {
@@ -79,6 +98,17 @@ impl ModelClient {
                 system_prompt: config.system_prompt.clone(),
                 max_tokens: config.max_tokens,
                 temperature: config.temperature,
+                prompt_cache: config.prompt_cache == Switch::On,
+                service_tier: config.service_tier.map(|t| match t {
+                    ServiceTierName::Default => ServiceTierType::Default,
+                    ServiceTierName::Priority => ServiceTierType::Priority,
+                    ServiceTierName::Flex => ServiceTierType::Flex,
+                    ServiceTierName::Reserved => ServiceTierType::Reserved,
+                }),
+                latency: config.latency_mode.map(|l| match l {
+                    LatencyMode::Standard => PerformanceConfigLatency::Standard,
+                    LatencyMode::Optimized => PerformanceConfigLatency::Optimized,
+                }),
                 stream_deadline: config.model_timeout(),
                 stream_idle: config.attempt_timeout(),
             }),
@@ -89,9 +119,22 @@ impl ModelClient {
         &self.settings.region
     }
 
-    fn span(&self, op: Operation, model_id: &str) -> ModelCallSpan {
+    fn span(&self, op: Operation, model_id: &str, req: &ChatRequest) -> ModelCallSpan {
         let s = &self.settings;
-        ModelCallSpan::start(op, model_id, &s.region, s.max_tokens, s.temperature)
+        let chars = s.system_prompt.chars().count()
+            + req
+                .messages
+                .iter()
+                .map(|m| m.content.chars().count())
+                .sum::<usize>();
+        ModelCallSpan::start(
+            op,
+            model_id,
+            &s.region,
+            s.max_tokens,
+            s.temperature,
+            estimate_tokens(chars),
+        )
     }
 
     fn inference(&self) -> InferenceConfiguration {
@@ -101,8 +144,54 @@ impl ModelClient {
             .build()
     }
 
-    fn system(&self) -> SystemContentBlock {
-        SystemContentBlock::Text(self.settings.system_prompt.clone())
+    /// The system prompt, followed by a cache checkpoint when prompt caching is on.
+    fn system(&self) -> Result<Vec<SystemContentBlock>, ModelError> {
+        let mut blocks = vec![SystemContentBlock::Text(self.settings.system_prompt.clone())];
+        if self.settings.prompt_cache {
+            blocks.push(SystemContentBlock::CachePoint(cache_point()?));
+        }
+        Ok(blocks)
+    }
+
+    fn service_tier(&self) -> Result<Option<ServiceTier>, ModelError> {
+        self.settings
+            .service_tier
+            .clone()
+            .map(|t| ServiceTier::builder().r#type(t).build())
+            .transpose()
+            .map_err(|e| ModelError::Internal(e.to_string()))
+    }
+
+    fn performance(&self) -> Option<PerformanceConfiguration> {
+        self.settings
+            .latency
+            .clone()
+            .map(|l| PerformanceConfiguration::builder().latency(l).build())
+    }
+
+    /// The conversation; with prompt caching on, a cache checkpoint closes its history (the
+    /// last reply before the new message), so the next turn reads what this one wrote.
+    fn messages(&self, req: &ChatRequest) -> Result<Vec<SdkMessage>, ModelError> {
+        let history_end = req.messages.len().checked_sub(2);
+        req.messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let role = match m.role {
+                    Role::User => ConversationRole::User,
+                    Role::Assistant => ConversationRole::Assistant,
+                };
+                let mut message = SdkMessage::builder()
+                    .role(role)
+                    .content(ContentBlock::Text(m.content.clone()));
+                if self.settings.prompt_cache && Some(i) == history_end {
+                    message = message.content(ContentBlock::CachePoint(cache_point()?));
+                }
+                message
+                    .build()
+                    .map_err(|e| ModelError::Internal(e.to_string()))
+            })
+            .collect()
     }
 
     /// The whole reply in one response.
@@ -111,7 +200,7 @@ impl ModelClient {
         model_id: &str,
         req: &ChatRequest,
     ) -> Result<Completion, ModelError> {
-        let call = self.span(Operation::Converse, model_id);
+        let call = self.span(Operation::Converse, model_id, req);
         let stats = Arc::new(AttemptStats::default());
         let sent = request!(self, converse, model_id, req, stats).send();
         let result = call.instrument(sent).await;
@@ -128,26 +217,38 @@ impl ModelClient {
                             .collect::<String>()
                     })
                     .unwrap_or_default();
-                let usage = out.usage().map(token_usage).unwrap_or_default();
+                let report = Report {
+                    usage: out.usage().map(Usage::from).unwrap_or_default(),
+                    latency: out
+                        .metrics()
+                        .map(|m| Duration::from_millis(m.latency_ms().max(0) as u64)),
+                    served: Served {
+                        tier: out.service_tier().map(|t| t.r#type().as_str().to_owned()),
+                        latency: out
+                            .performance_config()
+                            .map(|p| p.latency().as_str().to_owned()),
+                    },
+                };
                 let request_id = out.request_id().map(str::to_owned);
                 Ok((
                     Completion {
                         text,
                         stop_reason: out.stop_reason().as_str().to_owned(),
-                        usage,
+                        usage: report.usage,
                     },
+                    report,
                     request_id,
                 ))
             }
             Err(e) => Err(ModelError::from_sdk(e)),
         };
         match outcome {
-            Ok((completion, request_id)) => {
+            Ok((completion, report, request_id)) => {
                 call.succeeded(
                     &stats,
                     request_id.as_deref(),
                     &completion.stop_reason,
-                    completion.usage,
+                    &report,
                 );
                 Ok(completion)
             }
@@ -165,7 +266,7 @@ impl ModelClient {
         model_id: &str,
         req: &ChatRequest,
     ) -> Result<ReplyStream, ModelError> {
-        let call = self.span(Operation::ConverseStream, model_id);
+        let call = self.span(Operation::ConverseStream, model_id, req);
         let stats = Arc::new(AttemptStats::default());
         let sent = request!(self, converse_stream, model_id, req, stats).send();
         match call.instrument(sent).await {
@@ -187,28 +288,4 @@ impl ModelClient {
             }
         }
     }
-}
-
-fn token_usage(u: &aws_sdk_bedrockruntime::types::TokenUsage) -> Usage {
-    Usage {
-        input_tokens: u.input_tokens().max(0) as u64,
-        output_tokens: u.output_tokens().max(0) as u64,
-    }
-}
-
-fn messages(req: &ChatRequest) -> Result<Vec<SdkMessage>, ModelError> {
-    req.messages
-        .iter()
-        .map(|m| {
-            let role = match m.role {
-                Role::User => ConversationRole::User,
-                Role::Assistant => ConversationRole::Assistant,
-            };
-            SdkMessage::builder()
-                .role(role)
-                .content(ContentBlock::Text(m.content.clone()))
-                .build()
-                .map_err(|e| ModelError::Internal(e.to_string()))
-        })
-        .collect()
 }

@@ -11,7 +11,8 @@ use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use tokio::time::Instant;
 
 use super::attempts::AttemptStats;
-use super::{ModelError, Usage, token_usage};
+use super::{ModelError, Report, Served, Usage};
+use crate::telemetry::context::RequestCtx;
 use crate::telemetry::model_span::ModelCallSpan;
 
 pub struct ReplyStream {
@@ -22,8 +23,12 @@ pub struct ReplyStream {
     deadline: Instant,
     idle: Duration,
     seen_text: bool,
+    /// When the last piece of text arrived, and the longest wait between two.
+    last_text: Option<Instant>,
+    longest_gap: Duration,
     stop_reason: Option<String>,
-    usage: Option<Usage>,
+    /// The `metadata` event: usage, Bedrock's latency, the tier that served.
+    report: Option<Report>,
 }
 
 /// What [`ReplyStream::next`] yields.
@@ -52,8 +57,10 @@ impl ReplyStream {
             stats,
             idle,
             seen_text: false,
+            last_text: None,
+            longest_gap: Duration::ZERO,
             stop_reason: None,
-            usage: None,
+            report: None,
         }
     }
 
@@ -81,28 +88,58 @@ impl ReplyStream {
                             call.first_token();
                         }
                     }
+                    self.text_arrived(text.chars().count());
                     return Ok(ReplyEvent::Text(text.clone()));
                 }
                 Event::MessageStop(m) => {
                     self.stop_reason = Some(m.stop_reason().as_str().to_owned())
                 }
-                Event::Metadata(m) => self.usage = m.usage().map(token_usage),
+                Event::Metadata(m) => {
+                    self.report = m.usage().map(|u| Report {
+                        usage: Usage::from(u),
+                        latency: m
+                            .metrics()
+                            .map(|x| Duration::from_millis(x.latency_ms().max(0) as u64)),
+                        served: Served {
+                            tier: m.service_tier().map(|t| t.r#type().as_str().to_owned()),
+                            latency: m
+                                .performance_config()
+                                .map(|p| p.latency().as_str().to_owned()),
+                        },
+                    })
+                }
                 _ => {}
             }
         }
     }
 
+    /// Note `chars` more characters of reply text (a cost estimate's output, if usage never
+    /// comes) and the wait since the previous piece.
+    fn text_arrived(&mut self, chars: usize) {
+        let now = Instant::now();
+        if let Some(last) = self.last_text {
+            self.longest_gap = self.longest_gap.max(now - last);
+        }
+        self.last_text = Some(now);
+        let gap = self.longest_gap;
+        RequestCtx::with_current(|ctx| {
+            let mut r = ctx.record();
+            r.streamed_chars += chars;
+            r.longest_gap = Some(gap);
+        });
+    }
+
     fn end(&mut self) -> ReplyEvent {
         let stop_reason = self.stop_reason.clone().unwrap_or_else(|| "unknown".into());
         if let Some(call) = self.call.take() {
-            match self.usage {
-                Some(usage) => call.succeeded(&self.stats, None, &stop_reason, usage),
+            match &self.report {
+                Some(report) => call.succeeded(&self.stats, None, &stop_reason, report),
                 None => call.ended_without_usage(&self.stats, &stop_reason),
             }
         }
         ReplyEvent::End {
             stop_reason,
-            usage: self.usage,
+            usage: self.report.as_ref().map(|r| r.usage),
         }
     }
 

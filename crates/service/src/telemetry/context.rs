@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 
 use crate::budget::BudgetScope;
 use crate::error::ErrorCode;
-use crate::model::Usage;
+use crate::model::{Served, Usage, estimate_tokens};
 use crate::pricing::{Arch, CostBreakdown};
 use crate::telemetry::Telemetry;
 use crate::telemetry::emf::RequestMetrics;
@@ -81,6 +81,18 @@ pub struct Record {
     pub history_turns: Option<usize>,
     pub dropped_turns: Option<usize>,
     pub history_tokens: Option<usize>,
+    /// Bedrock's own time for the call(s) (`metrics.latencyMs`).
+    pub bedrock_latency: Option<Duration>,
+    /// The tier and latency mode that served the (last) call.
+    pub served: Option<Served>,
+    /// The last call's input tokens as estimated from its text (for a cost Bedrock never
+    /// reported), and the reply text already streamed (characters).
+    pub input_estimate: Option<u64>,
+    pub streamed_chars: usize,
+    /// Streams: the longest silence between two pieces of reply text.
+    pub longest_gap: Option<Duration>,
+    /// The model cost is an estimate: usage never came.
+    pub cost_estimated: bool,
 }
 
 impl RequestCtx {
@@ -171,18 +183,34 @@ impl RequestCtx {
             return cost;
         }
         let t = &self.telemetry;
-        let model = match (record.model_id.clone(), record.usage) {
-            (Some(id), Some(usage)) => match t.pricing.model(&id) {
-                Some(price) => Some(price.cost(usage)),
-                None => {
-                    record.cost_unknown = true;
-                    t.warn_unknown_price(&id);
-                    None
+        // What Bedrock reported; plus, for a call whose usage never came, an estimate from what
+        // is known: its input text, and the reply already streamed.
+        let usage = match (record.usage, record.usage_unknown) {
+            (known, false) => known,
+            (known, true) => {
+                record.cost_estimated = true;
+                let mut usage = known.unwrap_or_default();
+                usage.add(Usage {
+                    input_tokens: record.input_estimate.unwrap_or_default(),
+                    output_tokens: estimate_tokens(record.streamed_chars),
+                    ..Usage::default()
+                });
+                Some(usage)
+            }
+        };
+        let served = record.served.as_ref().map_or_else(|| "standard".to_owned(), Served::key);
+        let model = match (record.model_id.clone(), usage) {
+            (Some(id), Some(usage)) => {
+                match t.pricing.served(&id, &served).and_then(|p| p.cost(usage)) {
+                    Some(cost) => Some(cost),
+                    None => {
+                        record.cost_unknown = true;
+                        t.warn_unknown_price(&id, &served);
+                        None
+                    }
                 }
-            },
-            // A call that may have billed tokens we could not count.
-            _ if record.usage_unknown => None,
-            // No model call billed anything (rejected input, failed call).
+            }
+            // No model call billed anything (rejected input, a refused or failed call).
             _ => Some(Decimal::ZERO),
         };
         let compute = t.lambda_memory_mb.map(|mb| {
@@ -192,7 +220,8 @@ impl RequestCtx {
         let api = self
             .via_api_gateway
             .then_some(t.pricing.http_api_per_request);
-        let cost = CostBreakdown::new(model, compute, api);
+        let mut cost = CostBreakdown::new(model, compute, api);
+        cost.estimated = record.cost_estimated;
         record.cost = Some(cost);
         cost
     }

@@ -16,7 +16,7 @@ use std::time::UNIX_EPOCH;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use serde_json::{Map, Value, json};
 
-use crate::telemetry::catalog::{self, DIM_SERVICE};
+use crate::telemetry::catalog;
 use crate::telemetry::context::RequestCtx;
 
 /// EMF limits (CloudWatch EMF specification).
@@ -24,8 +24,8 @@ const MAX_METRICS_PER_DIRECTIVE: usize = 100;
 const MAX_VALUES_PER_METRIC: usize = 100;
 const MAX_DIMENSION_VALUE_CHARS: usize = 1024;
 
-/// The values one request recorded, by metric name. Labels on a key become extra dimensions of
-/// that metric alone (e.g. `Errors` by `ErrorCode`).
+/// The values one request recorded, by metric name. (Labels on a key are ignored: the catalog
+/// fixes every metric's dimension sets.)
 #[derive(Default)]
 pub struct RequestMetrics {
     inner: Mutex<BTreeMap<&'static str, Sample>>,
@@ -34,7 +34,6 @@ pub struct RequestMetrics {
 #[derive(Debug, Clone, Default)]
 struct Sample {
     values: Vec<f64>,
-    labels: Vec<(String, String)>,
 }
 
 impl RequestMetrics {
@@ -50,11 +49,6 @@ impl RequestMetrics {
         };
         self.with(|m| {
             let s = m.entry(def.name).or_default();
-            for l in key.labels() {
-                if !s.labels.iter().any(|(k, _)| k == l.key()) {
-                    s.labels.push((l.key().to_owned(), l.value().to_owned()));
-                }
-            }
             if accumulate && let Some(last) = s.values.last_mut() {
                 *last += value;
             } else if s.values.len() < MAX_VALUES_PER_METRIC {
@@ -141,8 +135,8 @@ fn dimension_value(v: &str) -> String {
     v.chars().take(MAX_DIMENSION_VALUE_CHARS).collect()
 }
 
-/// Render the request's EMF document: the metrics under the default dimension sets whose values
-/// are known, labelled metrics also under their own sets, and free properties for Logs Insights.
+/// Render the request's EMF document: each metric under those of its dimension sets whose values
+/// are known, and free properties for Logs Insights.
 pub fn document(
     ctx: &RequestCtx,
     dimensions: &[(&'static str, Option<&str>)],
@@ -167,7 +161,6 @@ pub fn document(
             .collect()
     };
 
-    let mut labelled = Vec::new();
     // Metric definitions grouped by the dimension sets they are published under: one directive
     // per group.
     let mut groups: Vec<(Vec<Vec<&str>>, Vec<Value>)> = Vec::new();
@@ -181,29 +174,11 @@ pub fn document(
         let definition = json!({"Name": name, "Unit": def.unit.as_str()});
         let sets = usable(def.dimensions);
         match groups.iter_mut().find(|(s, _)| *s == sets) {
-            Some((_, defs)) => defs.push(definition.clone()),
-            None => groups.push((sets, vec![definition.clone()])),
-        }
-        // A labelled metric is also published by its labels, e.g. [Service, ErrorCode].
-        if !sample.labels.is_empty() {
-            let mut set = vec![DIM_SERVICE.to_owned()];
-            for (k, v) in &sample.labels {
-                // A label colliding with a root member would corrupt it: skip that label.
-                if root.contains_key(k) && !set.contains(k) && !known.contains(&k.as_str()) {
-                    continue;
-                }
-                root.entry(k.clone())
-                    .or_insert_with(|| Value::String(dimension_value(v)));
-                set.push(k.clone());
-            }
-            labelled.push(json!({
-                "Namespace": namespace,
-                "Dimensions": [set],
-                "Metrics": [definition],
-            }));
+            Some((_, defs)) => defs.push(definition),
+            None => groups.push((sets, vec![definition])),
         }
     }
-    let mut directives: Vec<Value> = groups
+    let directives: Vec<Value> = groups
         .iter()
         .flat_map(|(sets, defs)| {
             defs.chunks(MAX_METRICS_PER_DIRECTIVE).map(
@@ -211,7 +186,6 @@ pub fn document(
             )
         })
         .collect();
-    directives.extend(labelled);
     for (k, v) in properties {
         root.entry(k).or_insert(v);
     }

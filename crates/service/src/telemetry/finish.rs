@@ -26,7 +26,7 @@ pub(crate) fn finish(ctx: &Arc<RequestCtx>, aborted: bool) {
         let cost = ctx.settle_cost();
         let record = ctx.record().clone();
         let latency_ms = ms(ctx.elapsed());
-        record_metrics(ctx, &record, &cost, latency_ms);
+        record_metrics(&record, &cost, latency_ms);
         log_summary(ctx, &record, &cost, latency_ms);
         write_emf(ctx, &record);
         close_span(ctx, &record, &cost);
@@ -48,46 +48,44 @@ fn is_server_failure(record: &Record) -> bool {
 }
 
 /// Through the `metrics` facade: the EMF recorder collects these into this request's document.
-fn record_metrics(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown, latency_ms: f64) {
-    counter!(m::REQUESTS).increment(1);
-    match r.error_code {
-        Some(code) if is_server_failure(r) => {
-            counter!(m::ERRORS, m::DIM_ERROR_CODE => code.as_str()).increment(1)
-        }
-        _ => counter!(m::ERRORS).increment(0),
-    }
-    let client_error = r.error_code.is_some_and(|c| c.fault() == Fault::Client);
-    counter!(m::CLIENT_ERRORS).increment(client_error as u64);
-    counter!(m::THROTTLES).increment(r.throttles as u64);
-    counter!(m::CLIENT_ABORTS).increment(r.client_aborted as u64);
-    if ctx.cold_start {
-        counter!(m::COLD_START).increment(1);
-    }
+/// Only what a dashboard widget or an alarm needs (`catalog`); the rest is in the summary line.
+fn record_metrics(r: &Record, cost: &CostBreakdown, latency_ms: f64) {
     histogram!(m::LATENCY).record(latency_ms);
-    if let Some(d) = r.model_latency {
-        histogram!(m::MODEL_LATENCY).record(ms(d));
-        counter!(m::RETRIES).increment(r.attempts.saturating_sub(1) as u64);
-        counter!(m::FALLBACKS).increment(r.fallback as u64);
-    }
-    if let Some(d) = r.time_to_first_token {
-        histogram!(m::TIME_TO_FIRST_TOKEN).record(ms(d));
+    counter!(m::ERRORS).increment(is_server_failure(r) as u64);
+    if let Some(total) = usd(cost.total_usd) {
+        histogram!(m::COST_USD).record(total);
     }
     if let Some(u) = r.usage {
         counter!(m::INPUT_TOKENS).increment(u.input_tokens);
         counter!(m::OUTPUT_TOKENS).increment(u.output_tokens);
     }
-    if let Some(total) = usd(cost.total_usd) {
-        histogram!(m::COST_USD).record(total);
+    if let Some(d) = r.time_to_first_token {
+        histogram!(m::TIME_TO_FIRST_TOKEN).record(ms(d));
     }
-    if r.cost_unknown {
-        counter!(m::COST_UNKNOWN).increment(1);
+    if let Some(overhead) = overhead_ms(r, latency_ms) {
+        histogram!(m::OVERHEAD_LATENCY).record(overhead);
     }
+    counter!(m::THROTTLES).increment(r.throttles as u64);
     if r.budget_rejected.is_some() {
         counter!(m::BUDGET_REJECTIONS).increment(1);
     }
     if r.store_errors > 0 {
         counter!(m::STORE_ERRORS).increment(r.store_errors as u64);
     }
+}
+
+/// The service's own share of a model-calling request: its latency minus Bedrock's own
+/// (`metrics.latencyMs`), when Bedrock reported it.
+fn overhead_ms(r: &Record, latency_ms: f64) -> Option<f64> {
+    r.bedrock_latency
+        .map(|b| (latency_ms - ms(b)).max(0.0))
+}
+
+/// Output tokens per second of Bedrock's own time (or the call's, when Bedrock did not say).
+fn tokens_per_second(r: &Record) -> Option<f64> {
+    let usage = r.usage?;
+    let secs = r.bedrock_latency.or(r.model_latency)?.as_secs_f64();
+    (secs > 0.0 && usage.output_tokens > 0).then(|| usage.output_tokens as f64 / secs)
 }
 
 /// The status the request amounts to: an error that struck after a streamed 200 began counts
@@ -119,11 +117,19 @@ macro_rules! summary {
             stopReason = $r.stop_reason.as_deref(),
             inputTokens = $r.usage.map(|u| u.input_tokens),
             outputTokens = $r.usage.map(|u| u.output_tokens),
+            cacheReadInputTokens = $r.usage.map(|u| u.cache_read_input_tokens).filter(|n| *n > 0),
+            cacheWriteInputTokens = $r.usage.map(|u| u.cache_write_input_tokens).filter(|n| *n > 0),
+            servedTier = $r.served.as_ref().map(|s| s.key()),
+            bedrockLatencyMs = $r.bedrock_latency.map(ms),
+            overheadMs = overhead_ms($r, $latency),
+            outputTokensPerSecond = tokens_per_second($r),
+            longestChunkGapMs = $r.longest_gap.map(ms),
             costUsd = usd($cost.total_usd),
             modelCostUsd = usd($cost.model_usd),
             computeCostUsd = usd($cost.compute_usd),
             apiCostUsd = usd($cost.api_usd),
             costUnknown = $r.cost_unknown.then_some(true),
+            costEstimated = $r.cost_estimated.then_some(true),
             attempts = ($r.attempts > 0).then_some($r.attempts),
             retries = ($r.attempts > 0).then_some($r.attempts.saturating_sub(1)),
             throttles = $r.throttles,
@@ -182,6 +188,27 @@ fn write_emf(ctx: &RequestCtx, r: &Record) {
             props.insert(key.into(), json!(v));
         }
     }
+    // What was a metric before the metric budget: a property here (Logs Insights counts them).
+    for (key, on) in [
+        ("coldStart", ctx.cold_start),
+        ("clientAborted", r.client_aborted),
+        ("fallback", r.fallback),
+        ("costUnknown", r.cost_unknown),
+        ("costEstimated", r.cost_estimated),
+    ] {
+        if on {
+            props.insert(key.into(), json!(true));
+        }
+    }
+    if r.attempts > 0 {
+        props.insert("retries".into(), json!(r.attempts.saturating_sub(1)));
+    }
+    if let Some(d) = r.model_latency {
+        props.insert("modelLatencyMs".into(), json!(ms(d)));
+    }
+    if let Some(s) = &r.served {
+        props.insert("servedTier".into(), json!(s.key()));
+    }
     let dims = [
         (DIM_SERVICE, Some(ctx.telemetry.service.as_str())),
         (DIM_MODEL, r.model_id.as_deref()),
@@ -226,6 +253,18 @@ fn close_span(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown) {
     }
     if r.client_aborted {
         span.set_attribute("metadata.client_aborted", true);
+    }
+    if r.cost_estimated {
+        span.set_attribute("metadata.cost.estimated", true);
+    }
+    if let Some(s) = &r.served {
+        span.set_attribute("metadata.served_tier", s.key());
+    }
+    if let Some(o) = overhead_ms(r, ms(ctx.elapsed())) {
+        span.set_attribute("metadata.latency.overheadMs", o);
+    }
+    if let Some(g) = r.longest_gap {
+        span.set_attribute("metadata.latency.longestChunkGapMs", ms(g));
     }
     if let Some(scope) = r.budget_rejected {
         span.set_attribute("metadata.budget.rejected", scope.as_str());

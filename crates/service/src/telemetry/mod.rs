@@ -87,16 +87,19 @@ impl Telemetry {
         self.cold.swap(false, Ordering::Relaxed)
     }
 
-    fn warn_unknown_price(&self, model_id: &str) {
+    /// Once per process per model id and tier: the table has no price for what served a call
+    /// (or for its cache reads and writes).
+    fn warn_unknown_price(&self, model_id: &str, served: &str) {
         let first = self
             .warned_prices
             .lock()
             .unwrap()
-            .insert(model_id.to_owned());
+            .insert(format!("{model_id} {served}"));
         if first {
             tracing::warn!(
                 modelId = model_id,
-                "no price for this model id: cost is reported as null; add it with CHATBOT_PRICING_FILE"
+                servedTier = served,
+                "no price for this model id and tier (or its cache tokens): cost is reported as null; add it with CHATBOT_PRICING_FILE"
             );
         }
     }

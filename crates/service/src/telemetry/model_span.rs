@@ -11,7 +11,7 @@ use tracing::Instrument;
 use tracing::instrument::Instrumented;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::model::{AttemptStats, ModelError, Usage};
+use crate::model::{AttemptStats, ModelError, Report, Usage};
 use crate::telemetry::context::RequestCtx;
 use crate::telemetry::truncate;
 
@@ -36,17 +36,21 @@ pub struct ModelCallSpan {
 }
 
 impl ModelCallSpan {
+    /// `input_estimate`: the call's input tokens as estimated from its text, the figure its cost
+    /// settles on if Bedrock never reports usage.
     pub fn start(
         op: Operation,
         model_id: &str,
         region: &str,
         max_tokens: i32,
         temperature: f32,
+        input_estimate: u64,
     ) -> Self {
         RequestCtx::with_current(|ctx| {
             let mut r = ctx.record();
             r.model_id = Some(model_id.to_owned());
             r.streaming |= matches!(op, Operation::ConverseStream);
+            r.input_estimate = Some(input_estimate);
         });
         let span = tracing::info_span!(
             target: "chatbot::model",
@@ -66,6 +70,10 @@ impl ModelCallSpan {
             gen_ai.request.temperature = temperature as f64,
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
+            gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,
+            gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
+            aws.bedrock.service_tier = tracing::field::Empty,
+            aws.bedrock.latency_ms = tracing::field::Empty,
             metadata.retries = tracing::field::Empty,
         );
         ModelCallSpan {
@@ -114,8 +122,9 @@ impl ModelCallSpan {
         stats: &AttemptStats,
         request_id: Option<&str>,
         stop_reason: &str,
-        usage: Usage,
+        report: &Report,
     ) {
+        let usage = report.usage;
         if let Some(id) = request_id {
             self.span.record("aws.request_id", id);
         }
@@ -124,6 +133,20 @@ impl ModelCallSpan {
             .record("gen_ai.usage.input_tokens", usage.input_tokens as i64);
         self.span
             .record("gen_ai.usage.output_tokens", usage.output_tokens as i64);
+        self.span.record(
+            "gen_ai.usage.cache_read.input_tokens",
+            usage.cache_read_input_tokens as i64,
+        );
+        self.span.record(
+            "gen_ai.usage.cache_creation.input_tokens",
+            usage.cache_write_input_tokens as i64,
+        );
+        self.span
+            .record("aws.bedrock.service_tier", report.served.key().as_str());
+        if let Some(l) = report.latency {
+            self.span
+                .record("aws.bedrock.latency_ms", l.as_millis() as i64);
+        }
         self.span.set_attribute(
             "gen_ai.response.finish_reasons",
             Value::Array(Array::String(vec![StringValue::from(
@@ -132,9 +155,11 @@ impl ModelCallSpan {
         );
         self.settle(stats, |r| {
             r.stop_reason = Some(stop_reason.to_owned());
-            let total = r.usage.get_or_insert_with(Usage::default);
-            total.input_tokens += usage.input_tokens;
-            total.output_tokens += usage.output_tokens;
+            r.usage.get_or_insert_with(Usage::default).add(usage);
+            if let Some(l) = report.latency {
+                *r.bedrock_latency.get_or_insert(Duration::ZERO) += l;
+            }
+            r.served = Some(report.served.clone());
         });
     }
 

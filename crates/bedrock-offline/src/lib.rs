@@ -82,10 +82,12 @@
 //! [`OfflineStats`] counts requests, active streams (a gauge, decremented when a stream ends or
 //! the client drops it) and streams cancelled by the client.
 
+mod cache;
 mod config;
 mod errors;
 mod eventstream;
 mod faults;
+mod guardrail;
 mod pace;
 mod reply;
 mod request;
@@ -93,11 +95,16 @@ mod server;
 mod service;
 mod stats;
 mod stream;
+mod tier;
 mod tokens;
 
-pub use config::{CLI_DEFAULT_TOKENS_PER_SEC, CLI_DEFAULT_TTFT_MS, OfflineConfig};
+pub use config::{
+    CLI_DEFAULT_CACHE_MIN_TOKENS, CLI_DEFAULT_TOKENS_PER_SEC, CLI_DEFAULT_TTFT_MS,
+    DEFAULT_CACHE_MIN_TOKENS, DEFAULT_GUARDRAIL_BLOCKED_MESSAGE, OfflineConfig,
+};
 pub use errors::ErrorType;
 pub use faults::FaultKind;
 pub use faults::KINDS as FAULT_KINDS;
+pub use guardrail::{ASYNC_SCAN_LAG_TOKENS, CHARS_PER_TEXT_UNIT, text_units};
 pub use server::{OfflineServer, run, spawn};
 pub use stats::OfflineStats;

@@ -14,8 +14,12 @@ use bedrock::operation::converse::{ConverseError, ConverseOutput};
 use bedrock::operation::converse_stream::ConverseStreamError;
 use bedrock::types::error::ConverseStreamOutputError;
 use bedrock::types::{
-    ContentBlock, ContentBlockDelta, ConversationRole, ConverseStreamOutput as Event,
-    InferenceConfiguration, Message, StopReason, SystemContentBlock, TokenUsage,
+    CachePointBlock, CachePointType, ContentBlock, ContentBlockDelta, ConversationRole,
+    ConverseStreamMetadataEvent, ConverseStreamOutput as Event, GuardrailConfiguration,
+    GuardrailStreamConfiguration, GuardrailStreamProcessingMode, GuardrailTrace,
+    GuardrailWordPolicyAction, InferenceConfiguration, Message, PerformanceConfigLatency,
+    PerformanceConfiguration, ServiceTier, ServiceTierType, StopReason, SystemContentBlock,
+    TokenUsage,
 };
 use bedrock_offline::{self as offline, OfflineConfig, OfflineServer};
 
@@ -125,21 +129,11 @@ impl Received {
     }
 }
 
-async fn stream(
-    client: &Client,
-    model: &str,
-    messages: Vec<Message>,
-    max_tokens: Option<i32>,
-) -> Result<Received, SdkError<ConverseStreamError, bedrock::config::http::HttpResponse>> {
-    let started = Instant::now();
-    let mut req = client
-        .converse_stream()
-        .model_id(model)
-        .set_messages(Some(messages));
-    if let Some(m) = max_tokens {
-        req = req.inference_config(InferenceConfiguration::builder().max_tokens(m).build());
-    }
-    let mut out = req.send().await?;
+/// Receives a stream to its end, timing the deltas from `started`.
+async fn drain(
+    mut out: bedrock::operation::converse_stream::ConverseStreamOutput,
+    started: Instant,
+) -> Received {
     let mut received = Received {
         events: Vec::new(),
         delta_times: Vec::new(),
@@ -160,7 +154,25 @@ async fn stream(
             }
         }
     }
-    Ok(received)
+    received
+}
+
+async fn stream(
+    client: &Client,
+    model: &str,
+    messages: Vec<Message>,
+    max_tokens: Option<i32>,
+) -> Result<Received, SdkError<ConverseStreamError, bedrock::config::http::HttpResponse>> {
+    let started = Instant::now();
+    let mut req = client
+        .converse_stream()
+        .model_id(model)
+        .set_messages(Some(messages));
+    if let Some(m) = max_tokens {
+        req = req.inference_config(InferenceConfiguration::builder().max_tokens(m).build());
+    }
+    let out = req.send().await?;
+    Ok(drain(out, started).await)
 }
 
 fn assert_usage(usage: &TokenUsage, input: i32, output: i32) {
@@ -822,5 +834,471 @@ async fn raw_http_with_unencoded_model_id() {
         resp.headers()["content-type"],
         "application/vnd.amazon.eventstream"
     );
+    server.shutdown().await;
+}
+
+// ---- Prompt caching, service tiers, latencyMs and guardrails ----
+
+fn cache_point() -> CachePointBlock {
+    CachePointBlock::builder()
+        .r#type(CachePointType::Default)
+        .build()
+        .unwrap()
+}
+
+/// `n` words of system prompt.
+fn long_system(n: usize) -> String {
+    vec!["context"; n].join(" ")
+}
+
+fn metadata_of(got: &Received) -> &ConverseStreamMetadataEvent {
+    assert!(got.error.is_none(), "{:?}", got.error);
+    match got.events.last() {
+        Some(Event::Metadata(m)) => m,
+        other => panic!("expected metadata last, got {other:?}"),
+    }
+}
+
+fn stream_stop_reason(got: &Received) -> StopReason {
+    got.events
+        .iter()
+        .find_map(|e| match e {
+            Event::MessageStop(s) => Some(s.stop_reason().clone()),
+            _ => None,
+        })
+        .expect("messageStop")
+}
+
+#[tokio::test]
+async fn prompt_cache_writes_then_reads_in_both_apis() {
+    let server = start(OfflineConfig::default()).await; // 20-token minimum
+    let client = client(&server);
+    let system = long_system(30);
+
+    // First call: the 30-token system prefix is written; inputTokens is the rest.
+    let out = client
+        .converse()
+        .model_id(MODEL)
+        .system(SystemContentBlock::Text(system.clone()))
+        .system(SystemContentBlock::CachePoint(cache_point()))
+        .messages(message(ConversationRole::User, "What is cached?"))
+        .send()
+        .await
+        .unwrap();
+    let u = out.usage().unwrap();
+    let output = u.output_tokens();
+    assert_eq!(u.input_tokens(), 3);
+    assert_eq!(u.cache_write_input_tokens(), Some(30));
+    assert_eq!(u.cache_read_input_tokens(), Some(0));
+    assert_eq!(u.total_tokens(), 3 + 30 + output);
+
+    // The same prefix by ConverseStream, within the TTL: read from the cache.
+    let got = client
+        .converse_stream()
+        .model_id(MODEL)
+        .system(SystemContentBlock::Text(system.clone()))
+        .system(SystemContentBlock::CachePoint(cache_point()))
+        .messages(message(ConversationRole::User, "Something else entirely?"))
+        .send()
+        .await
+        .unwrap();
+    let got = drain(got, Instant::now()).await;
+    let u = metadata_of(&got).usage().unwrap();
+    assert_eq!(u.cache_read_input_tokens(), Some(30));
+    assert_eq!(u.cache_write_input_tokens(), Some(0));
+    assert_eq!(u.input_tokens(), 3);
+    assert_eq!(u.total_tokens(), 3 + 30 + u.output_tokens());
+
+    // A cache point in the messages: system + first user turn (30 + 4) is the prefix.
+    let turn = |question: &str| {
+        client
+            .converse()
+            .model_id(MODEL)
+            .system(SystemContentBlock::Text(system.clone()))
+            .messages(
+                Message::builder()
+                    .role(ConversationRole::User)
+                    .content(ContentBlock::Text("A long shared document.".into()))
+                    .content(ContentBlock::CachePoint(cache_point()))
+                    .content(ContentBlock::Text(question.into()))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+    };
+    let u = turn("First?").await.unwrap().usage().unwrap().clone();
+    assert_eq!(
+        (
+            u.cache_write_input_tokens(),
+            u.cache_read_input_tokens(),
+            u.input_tokens()
+        ),
+        (Some(34), Some(0), 1)
+    );
+    let u = turn("Second?").await.unwrap().usage().unwrap().clone();
+    assert_eq!(
+        (
+            u.cache_write_input_tokens(),
+            u.cache_read_input_tokens(),
+            u.input_tokens()
+        ),
+        (Some(0), Some(34), 1)
+    );
+
+    // Below the minimum: accepted, nothing cached, however often.
+    for _ in 0..2 {
+        let out = client
+            .converse()
+            .model_id(MODEL)
+            .system(SystemContentBlock::Text(long_system(19)))
+            .system(SystemContentBlock::CachePoint(cache_point()))
+            .messages(message(ConversationRole::User, "Too small?"))
+            .send()
+            .await
+            .unwrap();
+        let u = out.usage().unwrap();
+        assert_eq!(u.cache_write_input_tokens(), Some(0));
+        assert_eq!(u.cache_read_input_tokens(), Some(0));
+        assert_eq!(u.input_tokens(), 19 + 2);
+    }
+
+    // No cache point: no cache fields at all.
+    let out = converse(&client, MODEL, user("No caching here"), None)
+        .await
+        .unwrap();
+    let u = out.usage().unwrap();
+    assert_eq!(u.cache_write_input_tokens(), None);
+    assert_eq!(u.cache_read_input_tokens(), None);
+
+    let stats = server.stats();
+    assert_eq!((stats.cache_writes(), stats.cache_reads()), (2, 2));
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn served_tier_and_latency_mode_reach_the_sdk() {
+    let server = start(OfflineConfig::default()).await;
+    let client = client(&server);
+    let tier = ServiceTier::builder()
+        .r#type(ServiceTierType::Priority)
+        .build()
+        .unwrap();
+    let optimized = PerformanceConfiguration::builder()
+        .latency(PerformanceConfigLatency::Optimized)
+        .build();
+
+    let out = client
+        .converse()
+        .model_id(MODEL)
+        .set_messages(Some(user("Fast please")))
+        .service_tier(tier.clone())
+        .performance_config(optimized.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.service_tier().unwrap().r#type(),
+        &ServiceTierType::Priority
+    );
+    assert_eq!(
+        out.performance_config().unwrap().latency(),
+        &PerformanceConfigLatency::Optimized
+    );
+
+    // Served differently than asked: optimized latency fell back to standard, priority to
+    // default. The directives are not echoed.
+    let got = client
+        .converse_stream()
+        .model_id(MODEL)
+        .set_messages(Some(user(
+            "Fast please #served-latency=standard #served-tier=default",
+        )))
+        .service_tier(tier)
+        .performance_config(optimized)
+        .send()
+        .await
+        .unwrap();
+    let got = drain(got, Instant::now()).await;
+    assert!(!got.text().contains("#served"), "{}", got.text());
+    let meta = metadata_of(&got);
+    assert_eq!(
+        meta.service_tier().unwrap().r#type(),
+        &ServiceTierType::Default
+    );
+    assert_eq!(
+        meta.performance_config().unwrap().latency(),
+        &PerformanceConfigLatency::Standard
+    );
+
+    // Nothing asked, nothing reported; a directive alone reports it.
+    let out = converse(&client, MODEL, user("Plain"), None).await.unwrap();
+    assert!(out.service_tier().is_none() && out.performance_config().is_none());
+    let out = converse(&client, MODEL, user("Plain #served-tier=flex"), None)
+        .await
+        .unwrap();
+    assert_eq!(out.service_tier().unwrap().r#type(), &ServiceTierType::Flex);
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn latency_ms_is_the_models_own_time() {
+    let server = start(OfflineConfig {
+        ttft_ms: 100,
+        tokens_per_sec: 1000.0,
+        ..OfflineConfig::default()
+    })
+    .await;
+    let client = client(&server);
+
+    let started = Instant::now();
+    let out = converse(&client, MODEL, user("Time me"), None)
+        .await
+        .unwrap();
+    let wall = started.elapsed().as_millis() as i64;
+    let n = out.usage().unwrap().output_tokens() as i64;
+    let model = out.metrics().unwrap().latency_ms();
+    let planned = 100 + (n - 1); // ttft + 1 ms per further token
+    assert!(
+        planned <= model && model <= wall,
+        "{planned} <= {model} <= {wall}"
+    );
+
+    let started = Instant::now();
+    let got = stream(&client, MODEL, user("Time me"), None).await.unwrap();
+    let wall = started.elapsed().as_millis() as i64;
+    let model = metadata_of(&got).metrics().unwrap().latency_ms();
+    assert!(
+        planned <= model && model <= wall,
+        "{planned} <= {model} <= {wall}"
+    );
+    // The last delta arrived no earlier than the model says it finished.
+    assert!(got.delta_times.last().unwrap().as_millis() as i64 >= model);
+    server.shutdown().await;
+}
+
+fn guarded_offline() -> OfflineConfig {
+    OfflineConfig {
+        guardrail_blocked_words: vec!["kraken".into()],
+        guardrail_blocked_output_words: vec!["squid".into()],
+        guardrail_blocked_output_message: "The answer was blocked.".into(),
+        ..OfflineConfig::default()
+    }
+}
+
+fn guardrail(trace: GuardrailTrace) -> GuardrailConfiguration {
+    GuardrailConfiguration::builder()
+        .guardrail_identifier("gr1abc")
+        .guardrail_version("1")
+        .trace(trace)
+        .build()
+}
+
+fn stream_guardrail(mode: GuardrailStreamProcessingMode) -> GuardrailStreamConfiguration {
+    GuardrailStreamConfiguration::builder()
+        .guardrail_identifier("arn:aws:bedrock:us-east-1:123456789012:guardrail/gr1abc")
+        .guardrail_version("DRAFT")
+        .trace(GuardrailTrace::Enabled)
+        .stream_processing_mode(mode)
+        .build()
+}
+
+#[tokio::test]
+async fn guardrail_blocks_input_without_model_tokens() {
+    let server = start(guarded_offline()).await;
+    let client = client(&server);
+    let question = "Where does the Kraken live?";
+
+    let out = client
+        .converse()
+        .model_id(MODEL)
+        .system(SystemContentBlock::Text("Be kind.".into()))
+        .set_messages(Some(user(question)))
+        .guardrail_config(guardrail(GuardrailTrace::Enabled))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.stop_reason(), &StopReason::GuardrailIntervened);
+    assert_eq!(reply_text(&out), offline::DEFAULT_GUARDRAIL_BLOCKED_MESSAGE);
+    assert_usage(out.usage().unwrap(), 0, 0);
+    let g = out.trace().unwrap().guardrail().unwrap();
+    assert_eq!(g.action_reason(), Some("Guardrail blocked."));
+    assert!(g.output_assessments().is_none());
+    let a = &g.input_assessment().unwrap()["gr1abc"];
+    let word = &a.word_policy().unwrap().custom_words()[0];
+    assert_eq!(word.r#match(), "kraken");
+    assert_eq!(word.action(), &GuardrailWordPolicyAction::Blocked);
+    assert_eq!(word.detected(), Some(true));
+    let metrics = a.invocation_metrics().unwrap();
+    let chars = ("Be kind.".len() + question.len()) as i32;
+    let coverage = metrics
+        .guardrail_coverage()
+        .unwrap()
+        .text_characters()
+        .unwrap();
+    assert_eq!(
+        (coverage.guarded(), coverage.total()),
+        (Some(chars), Some(chars))
+    );
+    let units = metrics.usage().unwrap();
+    assert_eq!(units.word_policy_units(), 1);
+    assert_eq!(units.content_policy_units(), 1);
+    assert_eq!(units.topic_policy_units(), 0);
+    assert_eq!(
+        a.applied_guardrail_details().unwrap().guardrail_version(),
+        Some("1")
+    );
+
+    // The stream: the message as the only delta, no tokens, the trace in metadata.
+    let got = client
+        .converse_stream()
+        .model_id(MODEL)
+        .set_messages(Some(user(question)))
+        .guardrail_config(stream_guardrail(GuardrailStreamProcessingMode::Sync))
+        .send()
+        .await
+        .unwrap();
+    let got = drain(got, Instant::now()).await;
+    assert_eq!(got.deltas(), [offline::DEFAULT_GUARDRAIL_BLOCKED_MESSAGE]);
+    assert_eq!(stream_stop_reason(&got), StopReason::GuardrailIntervened);
+    let meta = metadata_of(&got);
+    assert_usage(meta.usage().unwrap(), 0, 0);
+    let g = meta.trace().unwrap().guardrail().unwrap();
+    let a = &g.input_assessment().unwrap()["gr1abc"];
+    assert_eq!(
+        a.word_policy().unwrap().custom_words()[0].r#match(),
+        "kraken"
+    );
+
+    // Trace disabled: the same block, no trace. No guardrailConfig: no guardrail at all.
+    let out = client
+        .converse()
+        .model_id(MODEL)
+        .set_messages(Some(user(question)))
+        .guardrail_config(guardrail(GuardrailTrace::Disabled))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.stop_reason(), &StopReason::GuardrailIntervened);
+    assert!(out.trace().is_none());
+    let out = converse(&client, MODEL, user(question), None)
+        .await
+        .unwrap();
+    assert_eq!(out.stop_reason(), &StopReason::EndTurn);
+    assert_eq!(server.stats().guardrail_input_blocks(), 3);
+
+    // The SDK sends "" for a missing identifier; the service rejects it.
+    let err = client
+        .converse()
+        .model_id(MODEL)
+        .set_messages(Some(user("hi")))
+        .guardrail_config(GuardrailConfiguration::builder().build())
+        .send()
+        .await
+        .unwrap_err();
+    assert!(err.into_service_error().is_validation_exception());
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn guardrail_blocks_output_mid_stream() {
+    let server = start(guarded_offline()).await;
+    let client = client(&server);
+    // "squid" is on the output-only list: the input passes, the echoing reply is blocked.
+    let question = "Tell me about the squid please";
+    let clean = converse(&client, MODEL, user(question), None)
+        .await
+        .unwrap();
+    let full = reply_text(&clean);
+    let full_words: Vec<&str> = full.split_whitespace().collect();
+    let k = full_words.iter().position(|w| w.contains("squid")).unwrap();
+    let input_tokens = 6;
+
+    // Stream, sync: the words before "squid", then the blocked-output message.
+    let got = client
+        .converse_stream()
+        .model_id(MODEL)
+        .set_messages(Some(user(question)))
+        .guardrail_config(stream_guardrail(GuardrailStreamProcessingMode::Sync))
+        .send()
+        .await
+        .unwrap();
+    let got = drain(got, Instant::now()).await;
+    let deltas = got.deltas();
+    assert_eq!(deltas.len(), k + 1, "{deltas:?}");
+    assert_eq!(deltas[..k].concat().trim_end(), full_words[..k].join(" "));
+    assert_eq!(deltas[k], "The answer was blocked.");
+    assert!(!deltas[..k].concat().contains("squid"));
+    assert_eq!(stream_stop_reason(&got), StopReason::GuardrailIntervened);
+    let meta = metadata_of(&got);
+    // The model's input and the tokens it generated (through "squid") are billed.
+    assert_usage(meta.usage().unwrap(), input_tokens, k as i32 + 1);
+    let g = meta.trace().unwrap().guardrail().unwrap();
+    assert_eq!(g.action_reason(), Some("Guardrail blocked."));
+    let out = &g.output_assessments().unwrap()["gr1abc"][0];
+    assert_eq!(
+        out.word_policy().unwrap().custom_words()[0].r#match(),
+        "squid"
+    );
+    let guarded = full_words[..=k].join(" ").chars().count() as i32;
+    let cov = out
+        .invocation_metrics()
+        .unwrap()
+        .guardrail_coverage()
+        .unwrap()
+        .text_characters()
+        .unwrap();
+    assert_eq!(cov.guarded(), Some(guarded));
+    assert!(
+        g.input_assessment().unwrap()["gr1abc"]
+            .word_policy()
+            .is_none()
+    );
+
+    // Stream, async: "squid" and the next ASYNC_SCAN_LAG_TOKENS words get out first.
+    let got = client
+        .converse_stream()
+        .model_id(MODEL)
+        .set_messages(Some(user(question)))
+        .guardrail_config(stream_guardrail(GuardrailStreamProcessingMode::Async))
+        .send()
+        .await
+        .unwrap();
+    let got = drain(got, Instant::now()).await;
+    let last = k + offline::ASYNC_SCAN_LAG_TOKENS;
+    let deltas = got.deltas();
+    assert_eq!(deltas.len(), last + 2, "{deltas:?}");
+    assert!(deltas[..=last].concat().contains("squid"));
+    assert_eq!(deltas[last + 1], "The answer was blocked.");
+    assert_usage(
+        metadata_of(&got).usage().unwrap(),
+        input_tokens,
+        last as i32 + 1,
+    );
+
+    // Converse: the whole reply was generated (and billed), then replaced.
+    let out = client
+        .converse()
+        .model_id(MODEL)
+        .set_messages(Some(user(question)))
+        .guardrail_config(guardrail(GuardrailTrace::EnabledFull))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.stop_reason(), &StopReason::GuardrailIntervened);
+    assert_eq!(reply_text(&out), "The answer was blocked.");
+    assert_usage(out.usage().unwrap(), input_tokens, full_words.len() as i32);
+    let g = out.trace().unwrap().guardrail().unwrap();
+    assert_eq!(g.model_output(), std::slice::from_ref(&full));
+    let out_units = g.output_assessments().unwrap()["gr1abc"][0]
+        .invocation_metrics()
+        .unwrap()
+        .usage()
+        .unwrap()
+        .content_policy_units();
+    assert_eq!(
+        out_units as u64,
+        offline::text_units(full.chars().count() as u64)
+    );
+    assert_eq!(server.stats().guardrail_output_blocks(), 3);
     server.shutdown().await;
 }

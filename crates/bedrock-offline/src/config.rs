@@ -1,10 +1,11 @@
-//! Settings of the offline model: latency and random faults.
+//! Settings of the offline model: latency, random faults, prompt caching and the simulated
+//! guardrail.
 //!
 //! Two sets of defaults on purpose:
-//! - the clap defaults (`CLI_DEFAULT_*`, 250 ms to first token, 40 tokens/s) make `cargo run`
-//!   feel like a real model to a human watching the page;
-//! - [`OfflineConfig::default()`] is zero latency and no faults, which is what tests and load
-//!   tests want.
+//! - the clap defaults (`CLI_DEFAULT_*`: 250 ms to first token, 40 tokens/s, a 1,000-token
+//!   cache minimum) make `cargo run` feel like a real model to a human watching the page;
+//! - [`OfflineConfig::default()`] is zero latency, no faults and a 20-token cache minimum,
+//!   which is what tests and load tests want.
 
 use std::time::Duration;
 
@@ -14,6 +15,12 @@ use clap::builder::BoolishValueParser;
 pub const CLI_DEFAULT_TTFT_MS: u64 = 250;
 /// Generation speed used when the CLI flag is not given (for humans running `cargo run`).
 pub const CLI_DEFAULT_TOKENS_PER_SEC: f64 = 40.0;
+/// Smallest cacheable prefix when the CLI flag is not given: Bedrock's Nova minimum (1,000).
+pub const CLI_DEFAULT_CACHE_MIN_TOKENS: u64 = 1000;
+/// Smallest cacheable prefix of [`OfflineConfig::default()`]: small, so tests stay cheap.
+pub const DEFAULT_CACHE_MIN_TOKENS: u64 = 20;
+/// Bedrock's default blocked-input and blocked-output messaging.
+pub const DEFAULT_GUARDRAIL_BLOCKED_MESSAGE: &str = "Sorry, the model cannot answer this question.";
 
 /// Latency and fault settings of the offline Bedrock-compatible model.
 ///
@@ -79,10 +86,61 @@ pub struct OfflineConfig {
         value_name = "SEED"
     )]
     pub seed: Option<u64>,
+
+    /// Offline model: fewest tokens (words) a prompt prefix must hold for its cachePoint to
+    /// cache anything (a smaller checkpoint silently caches nothing, like Bedrock).
+    #[arg(
+        long = "offline-cache-min-tokens",
+        env = "CHATBOT_OFFLINE_CACHE_MIN_TOKENS",
+        value_name = "TOKENS",
+        default_value_t = CLI_DEFAULT_CACHE_MIN_TOKENS
+    )]
+    pub cache_min_tokens: u64,
+
+    /// Offline model: words the simulated guardrail blocks in input and output
+    /// (comma-separated, case-insensitive whole words). Applies to requests with
+    /// guardrailConfig only.
+    #[arg(
+        long = "offline-guardrail-blocked-words",
+        env = "CHATBOT_OFFLINE_GUARDRAIL_BLOCKED_WORDS",
+        value_name = "WORDS",
+        value_delimiter = ','
+    )]
+    pub guardrail_blocked_words: Vec<String>,
+
+    /// Offline model: words the simulated guardrail blocks in the model's output only
+    /// (comma-separated): a user message quoting one passes the input check, and the echoed
+    /// reply is blocked mid-way.
+    #[arg(
+        long = "offline-guardrail-blocked-output-words",
+        env = "CHATBOT_OFFLINE_GUARDRAIL_BLOCKED_OUTPUT_WORDS",
+        value_name = "WORDS",
+        value_delimiter = ','
+    )]
+    pub guardrail_blocked_output_words: Vec<String>,
+
+    /// Offline model: the reply when the guardrail blocks the input.
+    #[arg(
+        long = "offline-guardrail-blocked-input-message",
+        env = "CHATBOT_OFFLINE_GUARDRAIL_BLOCKED_INPUT_MESSAGE",
+        value_name = "TEXT",
+        default_value = DEFAULT_GUARDRAIL_BLOCKED_MESSAGE
+    )]
+    pub guardrail_blocked_input_message: String,
+
+    /// Offline model: the text sent when the guardrail blocks the output.
+    #[arg(
+        long = "offline-guardrail-blocked-output-message",
+        env = "CHATBOT_OFFLINE_GUARDRAIL_BLOCKED_OUTPUT_MESSAGE",
+        value_name = "TEXT",
+        default_value = DEFAULT_GUARDRAIL_BLOCKED_MESSAGE
+    )]
+    pub guardrail_blocked_output_message: String,
 }
 
 impl Default for OfflineConfig {
-    /// Zero latency, no faults: the setting for tests and load tests.
+    /// Zero latency, no faults, a 20-token cache minimum, no blocked words: the setting for
+    /// tests and load tests.
     fn default() -> Self {
         Self {
             ttft_ms: 0,
@@ -91,16 +149,23 @@ impl Default for OfflineConfig {
             error_percent: 0.0,
             hang: false,
             seed: None,
+            cache_min_tokens: DEFAULT_CACHE_MIN_TOKENS,
+            guardrail_blocked_words: Vec::new(),
+            guardrail_blocked_output_words: Vec::new(),
+            guardrail_blocked_input_message: DEFAULT_GUARDRAIL_BLOCKED_MESSAGE.to_owned(),
+            guardrail_blocked_output_message: DEFAULT_GUARDRAIL_BLOCKED_MESSAGE.to_owned(),
         }
     }
 }
 
 impl OfflineConfig {
-    /// The human-paced latency the CLI uses when no flag is given (250 ms, 40 tokens/s).
+    /// What the CLI uses when no flag is given: human-paced latency (250 ms, 40 tokens/s) and
+    /// Bedrock's 1,000-token cache minimum.
     pub fn cli_defaults() -> Self {
         Self {
             ttft_ms: CLI_DEFAULT_TTFT_MS,
             tokens_per_sec: CLI_DEFAULT_TOKENS_PER_SEC,
+            cache_min_tokens: CLI_DEFAULT_CACHE_MIN_TOKENS,
             ..Self::default()
         }
     }
@@ -157,6 +222,8 @@ mod tests {
     #[test]
     fn default_is_zero_latency_and_cli_default_is_human_paced() {
         let d = OfflineConfig::default();
+        assert_eq!(d.cache_min_tokens, DEFAULT_CACHE_MIN_TOKENS);
+        assert!(d.guardrail_blocked_words.is_empty());
         assert_eq!(d.ttft(), Duration::ZERO);
         assert_eq!(d.token_interval(), Duration::ZERO);
         assert!(!d.hang);
@@ -185,6 +252,16 @@ mod tests {
             "--offline-hang",
             "--offline-seed",
             "7",
+            "--offline-cache-min-tokens",
+            "50",
+            "--offline-guardrail-blocked-words",
+            "kraken,ice cream",
+            "--offline-guardrail-blocked-output-words",
+            "squid",
+            "--offline-guardrail-blocked-input-message",
+            "No.",
+            "--offline-guardrail-blocked-output-message",
+            "Stop.",
         ])
         .unwrap();
         assert_eq!(
@@ -196,6 +273,11 @@ mod tests {
                 error_percent: 100.0,
                 hang: true,
                 seed: Some(7),
+                cache_min_tokens: 50,
+                guardrail_blocked_words: vec!["kraken".into(), "ice cream".into()],
+                guardrail_blocked_output_words: vec!["squid".into()],
+                guardrail_blocked_input_message: "No.".into(),
+                guardrail_blocked_output_message: "Stop.".into(),
             }
         );
         assert!(Cli::try_parse_from(["x", "--offline-throttle-percent", "101"]).is_err());

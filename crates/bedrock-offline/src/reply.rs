@@ -1,7 +1,12 @@
 //! The canned reply: a deterministic function of the model id, the last user message and how
 //! many user messages the conversation holds (so a test can see the history was sent).
 
-use crate::faults::is_directive_word;
+use crate::{faults, tier};
+
+/// Whether a word is a test directive (`#fault=…`, `#served-…=…`), kept out of the quote.
+fn is_directive_word(word: &str) -> bool {
+    faults::is_directive_word(word) || tier::is_directive_word(word)
+}
 
 /// Longest quote of the user's message, in characters.
 const MAX_QUOTE_CHARS: usize = 200;
@@ -27,7 +32,7 @@ pub fn canned_words(model_id: &str, last_user_text: &str, user_messages: usize) 
     text.split_whitespace().map(str::to_owned).collect()
 }
 
-/// The user's words without `#fault=` directives, cut at a word boundary to at most
+/// The user's words without `#fault=` / `#served-…=` directives, cut at a word boundary to at most
 /// [`MAX_QUOTE_CHARS`] characters (plus an ellipsis when cut).
 fn quote(text: &str) -> String {
     let mut out = String::new();
@@ -58,14 +63,23 @@ mod tests {
 
     #[test]
     fn reply_is_deterministic_echoes_and_hides_directives() {
-        let a = canned_words("m:0", "What is   Rust? #fault=throttle:2", 1);
+        let a = canned_words(
+            "m:0",
+            "What is   Rust? #fault=throttle:2 #served-tier=flex",
+            1,
+        );
         assert_eq!(
             a,
-            canned_words("m:0", "What is   Rust? #fault=throttle:2", 1)
+            canned_words(
+                "m:0",
+                "What is   Rust? #fault=throttle:2 #served-tier=flex",
+                1
+            )
         );
         let text = a.join(" ");
         assert!(text.contains("You said: \"What is Rust?\"."), "{text}");
         assert!(!text.contains("#fault"));
+        assert!(!text.contains("#served"));
         assert!(text.contains("no AWS call was made"));
         assert!(text.contains("--backend bedrock"));
         assert!((40..=80).contains(&a.len()), "{}", a.len());

@@ -15,6 +15,10 @@ struct Counters {
     active_streams: AtomicU64,
     cancelled_streams: AtomicU64,
     completed_streams: AtomicU64,
+    cache_writes: AtomicU64,
+    cache_reads: AtomicU64,
+    guardrail_input_blocks: AtomicU64,
+    guardrail_output_blocks: AtomicU64,
 }
 
 impl OfflineStats {
@@ -38,8 +42,46 @@ impl OfflineStats {
         self.inner.completed_streams.load(Ordering::SeqCst)
     }
 
+    /// Requests that wrote a prompt prefix to the cache (`cacheWriteInputTokens` > 0).
+    pub fn cache_writes(&self) -> u64 {
+        self.inner.cache_writes.load(Ordering::SeqCst)
+    }
+
+    /// Requests that read a prompt prefix from the cache (`cacheReadInputTokens` > 0).
+    pub fn cache_reads(&self) -> u64 {
+        self.inner.cache_reads.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose input the simulated guardrail blocked (the model was not invoked).
+    pub fn guardrail_input_blocks(&self) -> u64 {
+        self.inner.guardrail_input_blocks.load(Ordering::SeqCst)
+    }
+
+    /// Requests whose output the simulated guardrail blocked.
+    pub fn guardrail_output_blocks(&self) -> u64 {
+        self.inner.guardrail_output_blocks.load(Ordering::SeqCst)
+    }
+
     pub(crate) fn count_request(&self) {
         self.inner.requests.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub(crate) fn count_cache(&self, read: bool, write: bool) {
+        if read {
+            self.inner.cache_reads.fetch_add(1, Ordering::SeqCst);
+        }
+        if write {
+            self.inner.cache_writes.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    pub(crate) fn count_guardrail_block(&self, input: bool) {
+        let c = if input {
+            &self.inner.guardrail_input_blocks
+        } else {
+            &self.inner.guardrail_output_blocks
+        };
+        c.fetch_add(1, Ordering::SeqCst);
     }
 }
 

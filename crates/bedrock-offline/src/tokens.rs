@@ -10,6 +10,8 @@ pub fn count_tokens(text: &str) -> u64 {
 pub enum StopReason {
     EndTurn,
     MaxTokens,
+    /// The guardrail blocked the input or the output.
+    GuardrailIntervened,
 }
 
 impl StopReason {
@@ -17,6 +19,7 @@ impl StopReason {
         match self {
             Self::EndTurn => "end_turn",
             Self::MaxTokens => "max_tokens",
+            Self::GuardrailIntervened => "guardrail_intervened",
         }
     }
 }
@@ -39,6 +42,20 @@ impl Reply {
             StopReason::EndTurn
         };
         Self { words, stop_reason }
+    }
+
+    /// The words, one per token.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
+    /// The text of tokens `0..=last`, as the deltas up to `last` concatenate (without the
+    /// trailing space of the last one).
+    pub fn text_through(&self, last: usize) -> String {
+        if self.words.is_empty() {
+            return String::new();
+        }
+        self.words[..=last.min(self.words.len().saturating_sub(1))].join(" ")
     }
 
     pub fn output_tokens(&self) -> u64 {
@@ -78,6 +95,9 @@ mod tests {
         let joined: String = (0..3).map(|i| r.delta(i)).collect();
         assert_eq!(joined, r.text());
         assert_eq!(r.text(), "one two three");
+        assert_eq!(r.text_through(1), "one two");
+        assert_eq!(r.text_through(9), "one two three");
+        assert_eq!(r.words().len(), 3);
 
         let r = Reply::new(words("one two three"), Some(2));
         assert_eq!(r.stop_reason, StopReason::MaxTokens);

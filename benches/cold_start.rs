@@ -95,7 +95,10 @@ fn binaries() -> Vec<(String, String)> {
             .map(|(l, p)| (l.to_owned(), p.to_owned()))
             .collect(),
         Err(_) => vec![
-            ("echo floor".into(), env!("CARGO_BIN_EXE_echo_lambda").into()),
+            (
+                "echo floor".into(),
+                env!("CARGO_BIN_EXE_echo_lambda").into(),
+            ),
             ("bootstrap".into(), env!("CARGO_BIN_EXE_bootstrap").into()),
         ],
     };

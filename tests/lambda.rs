@@ -157,9 +157,9 @@ async fn three_invocations_in_one_process_leave_logs_metrics_and_traces() {
         assert_eq!(summary["service"], "chatbot");
         assert_eq!(summary["coldStart"], i == 0);
         assert_eq!(
-            doc.get("ColdStart").is_some(),
+            doc.get("coldStart").is_some(),
             i == 0,
-            "ColdStart only on the first invocation"
+            "coldStart only on the first invocation"
         );
         assert!(doc["Latency"].as_f64().unwrap() > 0.0);
     }
@@ -294,7 +294,7 @@ async fn error_paths_still_leave_their_evidence_with_trace_flags() {
         assert_eq!(summary["errorCode"], code);
         assert_eq!(summary["level"], "ERROR");
         assert_eq!(doc["Errors"], 1);
-        assert_eq!(doc["ErrorCode"], code);
+        assert_eq!(doc["errorCode"], code);
     }
     // The panic: one JSON error line with the request id, and no non-JSON noise on stdout.
     let panic_lines: Vec<Value> = rig
@@ -313,7 +313,7 @@ async fn error_paths_still_leave_their_evidence_with_trace_flags() {
     );
     let (_, doc) = evidence(&rig, &throttled.request_id).await;
     assert_eq!(doc["Throttles"], 3, "three throttled attempts");
-    assert_eq!(doc["Retries"], 2);
+    assert_eq!(doc["retries"], 2);
 
     let datagrams = rig.daemon.collect(Duration::from_millis(300));
     let segment = |trace: &str| {

@@ -56,10 +56,11 @@ async fn conversations_keep_their_variant_and_evidence_names_it() {
     for d in &docs {
         emf::validate(d).unwrap();
         assert!(d["Variant"] == "micro" || d["Variant"] == "lite");
-        assert!(
-            emf::dimension_sets(d, "CostUSD")
-                .contains(&vec!["Service".to_owned(), "Variant".to_owned()])
-        );
+        assert!(emf::dimension_sets(d, "CostUSD").contains(&vec![
+            "Service".to_owned(),
+            "Model".to_owned(),
+            "Variant".to_owned()
+        ]));
     }
     // Cost per variant follows each variant's own price.
     let lite = docs.iter().find(|d| d["Variant"] == "lite").unwrap();
@@ -100,7 +101,7 @@ async fn a_throttled_model_falls_back_once() {
     assert_eq!(v["variant"], "default", "the variant assigned");
     let d = &svc.wait_emf(1).await[0];
     emf::validate(d).unwrap();
-    assert_eq!(d["Fallbacks"], 1);
+    assert_eq!(d["fallback"], true);
     assert_eq!(d["Model"], "us.amazon.nova-lite-v1:0");
     assert_eq!(d["Throttles"], 3, "three throttled attempts on the primary");
     assert_eq!(d["Errors"], 0);
@@ -135,7 +136,7 @@ async fn a_throttled_model_falls_back_once() {
         .iter()
         .find(|d| d["errorCode"] == "rate_limited")
         .unwrap();
-    assert_eq!(both["Fallbacks"], 1);
+    assert_eq!(both["fallback"], true);
     assert_eq!(both["Throttles"], 6);
 }
 

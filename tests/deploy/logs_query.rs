@@ -125,10 +125,7 @@ pub fn known_fields(extra: &[String]) -> BTreeSet<String> {
         .map(|s| s.to_string())
         .collect();
     known.extend(METRICS.iter().map(|m| m.name.to_string()));
-    for set in METRICS
-        .iter()
-        .flat_map(|m| m.dimensions.iter())
-    {
+    for set in METRICS.iter().flat_map(|m| m.dimensions.iter()) {
         known.extend(set.iter().map(|d| d.to_string()));
     }
     known.extend(extra.iter().cloned());

@@ -34,7 +34,7 @@ const UNITS: &[&str] = &[
 ];
 
 /// Dimensions this service may use; anything else (a request id…) would explode cardinality.
-const ALLOWED_DIMENSIONS: &[&str] = &["Service", "Model", "ErrorCode", "Variant"];
+const ALLOWED_DIMENSIONS: &[&str] = &["Service", "Model", "Variant"];
 
 pub fn validate(doc: &Value) -> Result<(), String> {
     let size = doc.to_string().len();

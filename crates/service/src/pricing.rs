@@ -293,7 +293,11 @@ mod tests {
             cache_read_per1k: None,
             ..p
         };
-        assert_eq!(no_cache_price.cost(usage), None, "never priced as plain input");
+        assert_eq!(
+            no_cache_price.cost(usage),
+            None,
+            "never priced as plain input"
+        );
     }
 
     #[test]

@@ -16,9 +16,7 @@ use super::window::{MONTH, Window, day_label, hour_label};
 // Stand-ins until cost-report reads the new catalog (Requests = Latency sample count).
 const REQUESTS: &str = "Requests";
 const COST_UNKNOWN: &str = "CostUnknown";
-use chatbot_service::telemetry::catalog::{
-    COST_USD, ERRORS, INPUT_TOKENS, OUTPUT_TOKENS,
-};
+use chatbot_service::telemetry::catalog::{COST_USD, ERRORS, INPUT_TOKENS, OUTPUT_TOKENS};
 
 /// Decimal places kept for USD amounts.
 pub const USD_DP: u32 = 10;

@@ -170,7 +170,8 @@ impl Budgets {
 }
 
 /// A request's reservation on its budgets. Settle it with [`Reservation::settle`]; dropped
-/// unsettled (a client abort, a panic), it settles to its whole amount in the background.
+/// unsettled (a client abort, a panic), it settles in the background to the request's
+/// (estimated) cost, or its whole amount when that is unknown.
 pub struct Reservation {
     store: Store,
     /// The counters reserved on (the day is part of each key).
@@ -221,11 +222,17 @@ impl Drop for Reservation {
         if self.settled {
             return;
         }
-        // Unknown cost: keep the reservation as spent (settling it to itself turns reserved
-        // into spent). Nothing to release, so no round trip is needed for the budget's sake;
-        // it keeps the counters' split honest for operators.
-        RequestCtx::with_current(|ctx| ctx.record().budget_settled_usd = Some(self.amount));
-        let settlements = self.settlements(self.amount);
+        // The request's cost so far — estimated from what was sent and streamed when usage
+        // never came (the body drops inside the request's scope, after the model call has
+        // settled as cancelled) — or, with no request in scope or no price, the whole
+        // reservation.
+        let amount = RequestCtx::with_current(|ctx| {
+            let amount = crate::api::spend::settlement(ctx).unwrap_or(self.amount);
+            ctx.record().budget_settled_usd = Some(amount);
+            amount
+        })
+        .unwrap_or(self.amount);
+        let settlements = self.settlements(amount);
         let store = self.store.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {

@@ -146,7 +146,9 @@ impl ModelClient {
 
     /// The system prompt, followed by a cache checkpoint when prompt caching is on.
     fn system(&self) -> Result<Vec<SystemContentBlock>, ModelError> {
-        let mut blocks = vec![SystemContentBlock::Text(self.settings.system_prompt.clone())];
+        let mut blocks = vec![SystemContentBlock::Text(
+            self.settings.system_prompt.clone(),
+        )];
         if self.settings.prompt_cache {
             blocks.push(SystemContentBlock::CachePoint(cache_point()?));
         }

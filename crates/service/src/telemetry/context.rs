@@ -198,7 +198,10 @@ impl RequestCtx {
                 Some(usage)
             }
         };
-        let served = record.served.as_ref().map_or_else(|| "standard".to_owned(), Served::key);
+        let served = record
+            .served
+            .as_ref()
+            .map_or_else(|| "standard".to_owned(), Served::key);
         let model = match (record.model_id.clone(), usage) {
             (Some(id), Some(usage)) => {
                 match t.pricing.served(&id, &served).and_then(|p| p.cost(usage)) {

@@ -77,8 +77,7 @@ fn record_metrics(r: &Record, cost: &CostBreakdown, latency_ms: f64) {
 /// The service's own share of a model-calling request: its latency minus Bedrock's own
 /// (`metrics.latencyMs`), when Bedrock reported it.
 fn overhead_ms(r: &Record, latency_ms: f64) -> Option<f64> {
-    r.bedrock_latency
-        .map(|b| (latency_ms - ms(b)).max(0.0))
+    r.bedrock_latency.map(|b| (latency_ms - ms(b)).max(0.0))
 }
 
 /// Output tokens per second of Bedrock's own time (or the call's, when Bedrock did not say).

@@ -352,6 +352,12 @@ async fn check_evidence(ev: &Evidence, docs: &[Value], o: &Outcome) -> Value {
         "{o}: {segment}"
     );
     assert_eq!(flags(segment), flags_for(effective), "{o}: {segment}");
+    // An estimated cost is flagged on the trace as on the EMF document.
+    assert_eq!(
+        segment["metadata"]["cost.estimated"] == true,
+        doc["costEstimated"] == true,
+        "{o}: {segment}"
+    );
     assert_eq!(
         segment["annotations"]["error_code"].as_str(),
         code.as_deref(),

@@ -392,3 +392,58 @@ async fn content_is_logged_only_when_an_operator_turns_it_on() {
     assert!(summary["reply"].as_str().unwrap().chars().count() <= 13);
     assert!(!doc.to_string().contains("zebras"), "never in metrics");
 }
+
+/// Prompt caching on: the first call writes the system prompt to the cache, the repeat reads
+/// it; both counts reach the response, the summary line, the EMF document and the Bedrock
+/// subsegment, and the cost prices each at its own rate.
+#[tokio::test]
+async fn prompt_cache_tokens_reach_every_signal() {
+    let system = "You are a careful assistant for a small team. ".repeat(4);
+    let rig = rig(&[
+        ("CHATBOT_PROMPT_CACHE", "on"),
+        ("CHATBOT_SYSTEM_PROMPT", system.trim()),
+    ])
+    .await;
+    let body = chat_body("what is cached here");
+    let (first, first_trace) = invoke(&rig, post("/api/chat", &body), true).await;
+    let (second, second_trace) = invoke(&rig, post("/api/chat", &body), true).await;
+    let datagrams = rig.daemon.collect(Duration::from_millis(300));
+    for (inv, trace, key) in [
+        (&first, &first_trace, "cacheWriteInputTokens"),
+        (&second, &second_trace, "cacheReadInputTokens"),
+    ] {
+        let v = inv.http_response().unwrap().json().unwrap();
+        let cached = v["usage"][key].as_u64().unwrap_or(0);
+        assert_eq!(cached, 36, "{key}: the system prompt's words: {v}");
+        let (summary, doc) = evidence(&rig, &inv.request_id).await;
+        assert_eq!(summary[key], cached, "{summary}");
+        assert_eq!(doc[key], cached, "{doc}");
+        let nodes = xray::check_trace(&datagrams, &root_of(trace)).unwrap();
+        let bedrock = nodes.iter().find(|n| n["namespace"] == "aws").unwrap();
+        let otel = if key == "cacheReadInputTokens" {
+            "gen_ai.usage.cache_read.input_tokens"
+        } else {
+            "gen_ai.usage.cache_creation.input_tokens"
+        };
+        let meta = &bedrock["metadata"];
+        assert_eq!(meta[otel], cached, "{bedrock}");
+        assert_eq!(meta["gen_ai.usage.input_tokens"], v["usage"]["inputTokens"]);
+        assert_eq!(
+            meta["gen_ai.usage.output_tokens"],
+            v["usage"]["outputTokens"]
+        );
+        assert_eq!(meta["gen_ai.request.temperature"], 0.7);
+        assert_eq!(meta["aws.bedrock.service_tier"], "standard");
+        assert_eq!(summary["servedTier"], "standard");
+        // Each kind of token at its own Nova Micro price, to the last digit.
+        let lit = |s: &str| Decimal::from_str(s).unwrap();
+        let n = |k: &str| Decimal::from(v["usage"][k].as_u64().unwrap_or(0));
+        let model = (n("inputTokens") * lit("0.000035")
+            + n("cacheReadInputTokens") * lit("0.00000875")
+            + n("cacheWriteInputTokens") * lit("0.000035")
+            + n("outputTokens") * lit("0.00014"))
+            / Decimal::from(1000);
+        let got = Decimal::from_str(&summary["modelCostUsd"].to_string()).unwrap();
+        assert_eq!(got, model.normalize(), "{summary}");
+    }
+}

@@ -208,6 +208,18 @@ fn write_emf(ctx: &RequestCtx, r: &Record) {
     if let Some(s) = &r.served {
         props.insert("servedTier".into(), json!(s.key()));
     }
+    // Cache tokens are billed at their own rates: per request, so properties (the metric
+    // `InputTokens` stays comparable with AWS/Bedrock's InputTokenCount).
+    if let Some(u) = r.usage {
+        for (key, n) in [
+            ("cacheReadInputTokens", u.cache_read_input_tokens),
+            ("cacheWriteInputTokens", u.cache_write_input_tokens),
+        ] {
+            if n > 0 {
+                props.insert(key.into(), json!(n));
+            }
+        }
+    }
     let dims = [
         (DIM_SERVICE, Some(ctx.telemetry.service.as_str())),
         (DIM_MODEL, r.model_id.as_deref()),

@@ -67,7 +67,8 @@ impl ModelCallSpan {
             gen_ai.provider.name = "aws.bedrock",
             gen_ai.request.model = model_id,
             gen_ai.request.max_tokens = max_tokens as i64,
-            gen_ai.request.temperature = temperature as f64,
+            // Through its decimal form: 0.7f32 as f64 would read 0.699999988.
+            gen_ai.request.temperature = temperature.to_string().parse::<f64>().unwrap_or_default(),
             gen_ai.usage.input_tokens = tracing::field::Empty,
             gen_ai.usage.output_tokens = tracing::field::Empty,
             gen_ai.usage.cache_read.input_tokens = tracing::field::Empty,

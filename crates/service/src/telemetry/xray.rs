@@ -12,8 +12,8 @@ use opentelemetry::Context;
 use opentelemetry::trace::{TraceContextExt, TraceId};
 use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_aws::trace::xray_propagator::span_context_from_str;
-use opentelemetry_aws::xray_exporter::XrayExporter;
 use opentelemetry_aws::xray_exporter::daemon_client::XrayDaemonClient;
+use opentelemetry_aws::xray_exporter::{SegmentTranslator, XrayExporter};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -40,9 +40,31 @@ pub fn tracer_provider(daemon: SocketAddr, service: &str) -> Result<SdkTracerPro
         .with_id_generator(XrayIdGenerator::default())
         // Honour the caller's decision (Lambda's `Sampled=0|1`); sample what starts here.
         .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
-        .with_simple_exporter(XrayExporter::new(client))
+        .with_simple_exporter(XrayExporter::new(client).with_translator(translator()))
         .with_resource(resource)
         .build())
+}
+
+/// Span attributes X-Ray has no field for, kept as segment metadata. The exporter drops the
+/// rest (tracing's `code.*`, `thread.*`, …) rather than bloat every datagram; these are the
+/// OpenTelemetry GenAI ones a cost question needs, and never any text.
+pub const METADATA_ATTRIBUTES: &[&str] = &[
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.request.model",
+    "gen_ai.request.max_tokens",
+    "gen_ai.request.temperature",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.usage.cache_creation.input_tokens",
+    "gen_ai.response.finish_reasons",
+    "aws.bedrock.service_tier",
+    "aws.bedrock.latency_ms",
+];
+
+fn translator() -> SegmentTranslator {
+    SegmentTranslator::new().with_metadata_attrs(METADATA_ATTRIBUTES.iter().map(|a| a.to_string()))
 }
 
 /// Parent `span` on the caller's trace header when there is one; return the X-Ray trace id the

@@ -75,6 +75,12 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_MODEL_TIMEOUT_MS", default_value_t = 25_000)]
     pub model_timeout_ms: u64,
 
+    /// Time kept back at the end of a Lambda invocation for everything after the model: storing
+    /// the turn, settling the budget, the answer and its telemetry. The request's model deadline
+    /// is the earlier of CHATBOT_MODEL_TIMEOUT_MS and the invocation's deadline minus this.
+    #[arg(long, env = "CHATBOT_ANSWER_MARGIN_MS", default_value_t = 2_000)]
+    pub answer_margin_ms: u64,
+
     /// Attempts per model call (the SDK's standard retry mode, with backoff).
     #[arg(long, env = "CHATBOT_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub max_attempts: u32,
@@ -202,6 +208,10 @@ impl ServiceConfig {
 
     pub fn model_timeout(&self) -> Duration {
         Duration::from_millis(self.model_timeout_ms)
+    }
+
+    pub fn answer_margin(&self) -> Duration {
+        Duration::from_millis(self.answer_margin_ms)
     }
 
     /// Start-up checks with messages that say what to change.

@@ -44,9 +44,9 @@ pub async fn chat(
     let req = &prepared.req;
     let variant = assign(&state, &ctx, req)?;
     let reservation = spend::reserve(&state, &ctx, &client, req, variant).await?;
-    let (model, req_ref) = (state.model(), req);
-    let answered = with_fallback(&state, &variant.model_id, |id| async move {
-        model.converse(&id, req_ref).await
+    let (model, req_ref, deadline) = (state.model(), req, ctx.deadline.at());
+    let answered = with_fallback(&state, &ctx.deadline, &variant.model_id, |id| async move {
+        model.converse(&id, req_ref, deadline).await
     })
     .await;
     if let Some(r) = reservation {

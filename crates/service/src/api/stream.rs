@@ -67,10 +67,10 @@ pub async fn chat_stream(
     let req = &prepared.req;
     let variant = assign(&state, &ctx, req)?;
     let reservation = spend::reserve(&state, &ctx, &client, req, variant).await?;
-    let (model, req_ref) = (state.model(), req);
+    let (model, req_ref, deadline) = (state.model(), req, ctx.deadline.at());
     // Fallback is possible only until the stream has opened: after that, text has been sent.
-    let opened = with_fallback(&state, &variant.model_id, |id| async move {
-        model.converse_stream(&id, req_ref).await
+    let opened = with_fallback(&state, &ctx.deadline, &variant.model_id, |id| async move {
+        model.converse_stream(&id, req_ref, deadline).await
     })
     .await;
     let (reply, model_id) = match opened {

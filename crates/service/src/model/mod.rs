@@ -16,6 +16,9 @@ mod usage;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_smithy_types::timeout::TimeoutConfig;
+use tokio::time::Instant;
+
 use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::operation::RequestId;
 use aws_sdk_bedrockruntime::types::{
@@ -38,7 +41,7 @@ pub use attempts::AttemptStats;
 /// The same request for Converse and ConverseStream (their builders share no trait): model,
 /// messages, system prompt, inference settings, tier, latency mode, and the attempt observer.
 macro_rules! request {
-    ($self:ident, $op:ident, $model_id:expr, $req:expr, $stats:expr) => {
+    ($self:ident, $op:ident, $model_id:expr, $req:expr, $stats:expr, $left:expr) => {
         $self
             .client
             .$op()
@@ -49,6 +52,7 @@ macro_rules! request {
             .set_service_tier($self.service_tier()?)
             .set_performance_config($self.performance())
             .customize()
+            .config_override($self.timeouts($left))
             .interceptor(AttemptObserver($stats.clone()))
     };
 }
@@ -76,10 +80,19 @@ struct Settings {
     prompt_cache: bool,
     service_tier: Option<ServiceTierType>,
     latency: Option<PerformanceConfigLatency>,
-    /// Whole-stream deadline and the longest silence tolerated between stream events (the SDK's
-    /// operation timeout covers a stream only until its first response).
-    stream_deadline: Duration,
-    stream_idle: Duration,
+    /// The longest one attempt may take, and the longest silence tolerated between stream
+    /// events (the SDK's operation timeout covers a stream only until its first response).
+    attempt_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+/// What remains until `deadline`; at least a millisecond, so that a call with nothing left
+/// still goes through the SDK and fails as a timeout with its evidence (a zero timeout would
+/// mean none at all).
+fn time_left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 fn cache_point() -> Result<CachePointBlock, ModelError> {
@@ -109,8 +122,8 @@ impl ModelClient {
                     LatencyMode::Standard => PerformanceConfigLatency::Standard,
                     LatencyMode::Optimized => PerformanceConfigLatency::Optimized,
                 }),
-                stream_deadline: config.model_timeout(),
-                stream_idle: config.attempt_timeout(),
+                attempt_timeout: config.attempt_timeout(),
+                connect_timeout: config.connect_timeout(),
             }),
         }
     }
@@ -134,6 +147,19 @@ impl ModelClient {
             s.max_tokens,
             s.temperature,
             estimate_tokens(chars),
+        )
+    }
+
+    /// This call's timeouts: whatever remains of the request's deadline for the whole call,
+    /// and at most that for each attempt.
+    fn timeouts(&self, left: Duration) -> aws_sdk_bedrockruntime::config::Builder {
+        let s = &self.settings;
+        aws_sdk_bedrockruntime::config::Builder::default().timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(s.connect_timeout.min(left))
+                .operation_attempt_timeout(s.attempt_timeout.min(left))
+                .operation_timeout(left)
+                .build(),
         )
     }
 
@@ -201,10 +227,12 @@ impl ModelClient {
         &self,
         model_id: &str,
         req: &ChatRequest,
+        deadline: Instant,
     ) -> Result<Completion, ModelError> {
         let call = self.span(Operation::Converse, model_id, req);
         let stats = Arc::new(AttemptStats::default());
-        let sent = request!(self, converse, model_id, req, stats).send();
+        let left = time_left(deadline);
+        let sent = request!(self, converse, model_id, req, stats, left).send();
         let result = call.instrument(sent).await;
         let outcome = match result {
             Ok(out) => {
@@ -267,10 +295,12 @@ impl ModelClient {
         &self,
         model_id: &str,
         req: &ChatRequest,
+        deadline: Instant,
     ) -> Result<ReplyStream, ModelError> {
         let call = self.span(Operation::ConverseStream, model_id, req);
         let stats = Arc::new(AttemptStats::default());
-        let sent = request!(self, converse_stream, model_id, req, stats).send();
+        let left = time_left(deadline);
+        let sent = request!(self, converse_stream, model_id, req, stats, left).send();
         match call.instrument(sent).await {
             Ok(out) => {
                 let request_id = out.request_id().map(str::to_owned);
@@ -279,8 +309,8 @@ impl ModelClient {
                     out.stream,
                     call,
                     stats,
-                    self.settings.stream_deadline,
-                    self.settings.stream_idle,
+                    deadline,
+                    self.settings.attempt_timeout,
                 ))
             }
             Err(e) => {

@@ -47,12 +47,12 @@ impl ReplyStream {
         rx: EventReceiver<Event, ConverseStreamOutputError>,
         call: ModelCallSpan,
         stats: Arc<AttemptStats>,
-        deadline: Duration,
+        deadline: Instant,
         idle: Duration,
     ) -> Self {
         ReplyStream {
             rx,
-            deadline: call.started() + deadline,
+            deadline,
             call: Some(call),
             stats,
             idle,

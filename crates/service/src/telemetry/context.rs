@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rust_decimal::Decimal;
 
 use crate::budget::BudgetScope;
+use crate::deadline::Deadline;
 use crate::error::ErrorCode;
 use crate::model::{Served, Usage, estimate_tokens};
 use crate::pricing::{Arch, CostBreakdown};
@@ -35,6 +36,8 @@ pub struct RequestCtx {
     pub via_api_gateway: bool,
     /// When the Lambda invocation must have answered (`Lambda-Runtime-Deadline-Ms`).
     pub lambda_deadline: Option<SystemTime>,
+    /// The request's one deadline for model work (see [`crate::deadline`]).
+    pub deadline: Deadline,
     pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) metrics: RequestMetrics,
     /// Taken (and so closed) by `finish`, so the segment is exported before the reply completes.
@@ -63,6 +66,8 @@ pub struct Record {
     pub streaming: bool,
     pub client_aborted: bool,
     pub fallback: bool,
+    /// The fallback was due but skipped: too little of the deadline remained.
+    pub fallback_skipped: bool,
     pub cost: Option<CostBreakdown>,
     pub cost_unknown: bool,
     pub prompt_text: Option<String>,
@@ -108,7 +113,14 @@ impl RequestCtx {
         lambda_deadline: Option<SystemTime>,
         span: tracing::Span,
     ) -> Self {
+        let deadline = Deadline::new(
+            tokio::time::Instant::now(),
+            telemetry.model_timeout,
+            telemetry.answer_margin,
+            lambda_deadline,
+        );
         RequestCtx {
+            deadline,
             request_id,
             xray_trace_id,
             cold_start,
@@ -161,12 +173,6 @@ impl RequestCtx {
 
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
-    }
-
-    /// Time left until the Lambda invocation's deadline, when there is one.
-    pub fn lambda_time_left(&self) -> Option<Duration> {
-        self.lambda_deadline
-            .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
     }
 
     pub fn log_content(&self) -> Option<usize> {

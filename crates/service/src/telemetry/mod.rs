@@ -62,6 +62,9 @@ pub struct Telemetry {
     pub log_content: bool,
     pub log_content_max_chars: usize,
     pub emf_sink: EmfSink,
+    /// What each request's [`crate::deadline::Deadline`] is made of.
+    pub model_timeout: std::time::Duration,
+    pub answer_margin: std::time::Duration,
     cold: AtomicBool,
     warned_prices: Mutex<HashSet<String>>,
 }
@@ -77,6 +80,8 @@ impl Telemetry {
             log_content: config.log_content,
             log_content_max_chars: config.log_content_max_chars,
             emf_sink,
+            model_timeout: config.model_timeout(),
+            answer_margin: config.answer_margin(),
             cold: AtomicBool::new(true),
             warned_prices: Mutex::new(HashSet::new()),
         }

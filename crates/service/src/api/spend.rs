@@ -37,6 +37,7 @@ pub async fn reserve(
         max_tokens: config.max_tokens,
         lambda,
         via_api_gateway: ctx.via_api_gateway,
+        guardrail: ctx.telemetry.guardrail_on,
     };
     // Start-up refuses budgets with an unpriced model, so this is always known.
     let amount = worst.cost(req).ok_or(ApiError::Internal)?;

@@ -10,6 +10,7 @@
 mod attempts;
 pub mod client;
 mod errors;
+mod guardrail;
 mod stream;
 mod usage;
 
@@ -28,6 +29,7 @@ use aws_sdk_bedrockruntime::types::{
 };
 
 pub use errors::ModelError;
+pub use guardrail::{GuardrailAction, GuardrailReport, GuardrailSettings, GuardrailUnits};
 pub use stream::{ReplyEvent, ReplyStream};
 pub use usage::{Report, Served, Usage, estimate_tokens};
 
@@ -41,7 +43,7 @@ pub use attempts::AttemptStats;
 /// The same request for Converse and ConverseStream (their builders share no trait): model,
 /// messages, system prompt, inference settings, tier, latency mode, and the attempt observer.
 macro_rules! request {
-    ($self:ident, $op:ident, $model_id:expr, $req:expr, $stats:expr, $left:expr) => {
+    ($self:ident, $op:ident, $guardrail:expr, $model_id:expr, $req:expr, $stats:expr, $left:expr) => {
         $self
             .client
             .$op()
@@ -51,6 +53,7 @@ macro_rules! request {
             .inference_config($self.inference())
             .set_service_tier($self.service_tier()?)
             .set_performance_config($self.performance())
+            .set_guardrail_config($self.settings.guardrail.as_ref().map($guardrail))
             .customize()
             .config_override($self.timeouts($left))
             .interceptor(AttemptObserver($stats.clone()))
@@ -63,6 +66,8 @@ pub struct Completion {
     pub text: String,
     pub stop_reason: String,
     pub usage: Usage,
+    /// What the guardrail did (configured guardrails only).
+    pub guardrail: Option<GuardrailReport>,
 }
 
 /// The Bedrock client with this deployment's inference settings. Cheap to clone.
@@ -84,6 +89,7 @@ struct Settings {
     /// events (the SDK's operation timeout covers a stream only until its first response).
     attempt_timeout: Duration,
     connect_timeout: Duration,
+    guardrail: Option<GuardrailSettings>,
 }
 
 /// What remains until `deadline`; at least a millisecond, so that a call with nothing left
@@ -124,6 +130,7 @@ impl ModelClient {
                 }),
                 attempt_timeout: config.attempt_timeout(),
                 connect_timeout: config.connect_timeout(),
+                guardrail: config.guardrail(),
             }),
         }
     }
@@ -140,14 +147,7 @@ impl ModelClient {
                 .iter()
                 .map(|m| m.content.chars().count())
                 .sum::<usize>();
-        ModelCallSpan::start(
-            op,
-            model_id,
-            &s.region,
-            s.max_tokens,
-            s.temperature,
-            estimate_tokens(chars),
-        )
+        ModelCallSpan::start(op, model_id, &s.region, s.max_tokens, s.temperature, chars)
     }
 
     /// This call's timeouts: whatever remains of the request's deadline for the whole call,
@@ -232,7 +232,16 @@ impl ModelClient {
         let call = self.span(Operation::Converse, model_id, req);
         let stats = Arc::new(AttemptStats::default());
         let left = time_left(deadline);
-        let sent = request!(self, converse, model_id, req, stats, left).send();
+        let sent = request!(
+            self,
+            converse,
+            GuardrailSettings::converse,
+            model_id,
+            req,
+            stats,
+            left
+        )
+        .send();
         let result = call.instrument(sent).await;
         let outcome = match result {
             Ok(out) => {
@@ -247,7 +256,12 @@ impl ModelClient {
                             .collect::<String>()
                     })
                     .unwrap_or_default();
+                let stop_reason = out.stop_reason().as_str().to_owned();
                 let report = Report {
+                    guardrail: out
+                        .trace()
+                        .and_then(|t| t.guardrail())
+                        .map(|g| GuardrailReport::from_trace(&stop_reason, g)),
                     usage: out.usage().map(Usage::from).unwrap_or_default(),
                     latency: out
                         .metrics()
@@ -263,8 +277,9 @@ impl ModelClient {
                 Ok((
                     Completion {
                         text,
-                        stop_reason: out.stop_reason().as_str().to_owned(),
+                        stop_reason,
                         usage: report.usage,
+                        guardrail: report.guardrail.clone(),
                     },
                     report,
                     request_id,
@@ -300,7 +315,16 @@ impl ModelClient {
         let call = self.span(Operation::ConverseStream, model_id, req);
         let stats = Arc::new(AttemptStats::default());
         let left = time_left(deadline);
-        let sent = request!(self, converse_stream, model_id, req, stats, left).send();
+        let sent = request!(
+            self,
+            converse_stream,
+            GuardrailSettings::stream,
+            model_id,
+            req,
+            stats,
+            left
+        )
+        .send();
         match call.instrument(sent).await {
             Ok(out) => {
                 let request_id = out.request_id().map(str::to_owned);

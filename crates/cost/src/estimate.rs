@@ -1,5 +1,6 @@
 //! `chatbot cost-estimate`: a monthly bill for a traffic scenario, line by line (Bedrock input and
-//! output tokens, Lambda compute and requests, API Gateway requests), from the same price table
+//! output tokens, optionally a guardrail's text units, Lambda compute and requests, API Gateway
+//! requests), from the same price table
 //! and arithmetic the function uses for per-request cost ([`chatbot_service::pricing`]), plus
 //! the deploy's observability ([`crate::observability`]: custom metrics, alarms, dashboard, logs,
 //! X-Ray traces).
@@ -29,6 +30,7 @@ Examples:
       --model us.amazon.nova-micro-v1:0 --model us.amazon.nova-lite-v1:0 \\
       --model us.amazon.nova-pro-v1:0 --memory 128 --arch arm64 --avg-duration-ms 1000
   chatbot cost-estimate --requests 250000 --model us.amazon.nova-lite-v1:0 --format json
+  chatbot cost-estimate --guardrail   # with the deploy's guardrail (content filters + PII)
   scripts/readme-cost-table   # the README's table (Markdown)";
 
 /// Estimate a month's bill for a traffic scenario: Bedrock input and output tokens, Lambda
@@ -76,6 +78,13 @@ pub struct EstimateArgs {
     #[arg(long)]
     pub no_api_gateway: bool,
 
+    /// With a Bedrock guardrail: the one the deploy creates (content filters with prompt
+    /// attacks, and PII masking), assessing every request's input and its reply. Adds its text
+    /// units (a unit is up to 1,000 characters, at CHARS_PER_TOKEN characters a token), its
+    /// metric and its alarm.
+    #[arg(long)]
+    pub guardrail: bool,
+
     /// Model × variant pairs the deploy answers with (each adds 5 custom metrics). Each row of the
     /// estimate is a deploy of that one model: 1.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
@@ -99,8 +108,37 @@ pub struct EstimateArgs {
     pub format: OutputFormat,
 }
 
+/// Characters of text a token stands for on average (English; the service's own estimator
+/// uses the same rule).
+pub const CHARS_PER_TOKEN: u64 = 4;
+
+/// The policies of the guardrail the deploy creates that bill text units: content filters
+/// (prompt attack included) and sensitive-information (PII) filters.
+pub const DEPLOY_GUARDRAIL_POLICIES: &[&str] = &["contentPolicy", "sensitiveInformationPolicy"];
+
+/// The month's guardrail bill: units per request × requests × each policy's price per 1,000.
+fn guardrail_cost(table: &PriceTable, args: &EstimateArgs) -> Result<Decimal, EstimateError> {
+    let prices = table
+        .guardrails
+        .as_ref()
+        .ok_or(EstimateError::NoGuardrailPrices)?;
+    let mut per_unit = Decimal::ZERO;
+    for policy in DEPLOY_GUARDRAIL_POLICIES {
+        per_unit += prices
+            .per1k_units
+            .get(*policy)
+            .ok_or(EstimateError::NoGuardrailPrices)?;
+    }
+    let units = Decimal::from(args.guardrail_units_per_request()) * Decimal::from(args.requests);
+    Ok(units * per_unit / Decimal::from(1000))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EstimateError {
+    #[error(
+        "--guardrail needs `guardrails` prices for {DEPLOY_GUARDRAIL_POLICIES:?} in the pricing table"
+    )]
+    NoGuardrailPrices,
     #[error(transparent)]
     Pricing(#[from] PricingError),
     #[error("no price for model {model:?} in the pricing table; priced models: {known}")]
@@ -116,6 +154,8 @@ pub struct Estimate {
     pub lambda_compute: Decimal,
     pub lambda_requests: Decimal,
     pub api_gateway: Decimal,
+    /// The guardrail's text units (0 without `--guardrail`).
+    pub guardrail: Decimal,
     /// The deploy's observability (the same for every model of a scenario).
     pub observability: Decimal,
 }
@@ -125,6 +165,7 @@ impl Estimate {
     pub fn request_costs(&self) -> Decimal {
         self.bedrock_input
             + self.bedrock_output
+            + self.guardrail
             + self.lambda_compute
             + self.lambda_requests
             + self.api_gateway
@@ -173,7 +214,22 @@ impl EstimateArgs {
             pairs: self.variants,
             log_bytes_per_request: self.log_bytes_per_request,
             log_retention_days: self.log_retention_days,
+            guardrail: self.guardrail,
         }
+    }
+
+    /// Guardrail text units one average request is billed for, per policy that assesses it:
+    /// its input and its reply, each in units of up to 1,000 characters.
+    pub fn guardrail_units_per_request(&self) -> u64 {
+        let chars = |tokens: Decimal| {
+            (tokens * Decimal::from(CHARS_PER_TOKEN))
+                .ceil()
+                .to_string()
+                .parse::<u64>()
+                .unwrap_or(u64::MAX)
+        };
+        chars(self.average_input_tokens()).div_ceil(1000)
+            + chars(Decimal::from(self.output_tokens)).div_ceil(1000)
     }
 
     fn api_requests(&self) -> u64 {
@@ -204,6 +260,9 @@ impl EstimateArgs {
         ));
         if self.no_api_gateway {
             cmd.push_str(" --no-api-gateway");
+        }
+        if self.guardrail {
+            cmd.push_str(" --guardrail");
         }
         if self.variants != 1 {
             cmd.push_str(&format!(" --variants {}", self.variants));
@@ -247,7 +306,12 @@ pub fn estimate(
     })?;
     let usage = args.usage();
     let n = Decimal::from(args.requests);
+    let guardrail = match args.guardrail {
+        true => guardrail_cost(table, args)?,
+        false => Decimal::ZERO,
+    };
     Ok(Estimate {
+        guardrail,
         model: model.to_owned(),
         bedrock_input: args.input_cost(price.input_per1k),
         bedrock_output: Decimal::from(usage.output_tokens) * price.output_per1k
@@ -297,8 +361,17 @@ fn scenario_text(args: &EstimateArgs) -> String {
     } else {
         String::new()
     };
+    let guardrail = if args.guardrail {
+        let prices = DEPLOY_GUARDRAIL_POLICIES.join(" + ");
+        format!(
+            "; a guardrail ({prices}) assessing {} text units a request ({CHARS_PER_TOKEN} characters a token, units of up to 1,000 characters, input and reply)",
+            args.guardrail_units_per_request()
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{} requests/month, {} input + {} output tokens each{history}; Lambda {} MB {}, {} ms average ({} GB-s); {}",
+        "{} requests/month, {} input + {} output tokens each{history}{guardrail}; Lambda {} MB {}, {} ms average ({} GB-s); {}",
         grouped(args.requests),
         grouped(args.input_tokens),
         grouped(args.output_tokens),
@@ -328,17 +401,20 @@ fn human(
     estimates: &[Estimate],
     markdown: bool,
 ) -> String {
+    let guardrail_column: &[&str] = if args.guardrail { &["Guardrail"] } else { &[] };
     let headers = [
-        "Model",
-        "Bedrock input",
-        "Bedrock output",
-        "Lambda compute",
-        "Lambda requests",
-        "API Gateway",
-        "Observability",
-        "Total / month",
-        "Per request",
-    ];
+        &["Model", "Bedrock input", "Bedrock output"][..],
+        guardrail_column,
+        &[
+            "Lambda compute",
+            "Lambda requests",
+            "API Gateway",
+            "Observability",
+            "Total / month",
+            "Per request",
+        ],
+    ]
+    .concat();
     let headers: Vec<String> = headers
         .iter()
         .map(|h| {
@@ -361,10 +437,15 @@ fn human(
         } else {
             e.model.clone()
         };
-        t.push(vec![
+        let mut row = vec![
             model,
             fixed(e.bedrock_input, AMOUNT_DP),
             fixed(e.bedrock_output, AMOUNT_DP),
+        ];
+        if args.guardrail {
+            row.push(fixed(e.guardrail, AMOUNT_DP));
+        }
+        row.extend([
             fixed(e.lambda_compute, AMOUNT_DP),
             fixed(e.lambda_requests, AMOUNT_DP),
             fixed(e.api_gateway, AMOUNT_DP),
@@ -372,6 +453,7 @@ fn human(
             fixed(e.total(), AMOUNT_DP),
             fixed(e.per_request(args.requests), UNIT_DP),
         ]);
+        t.push(row);
     }
     let prices = format!(
         "USD per month. Prices: {} (table dated {}). Free tier not applied.",
@@ -419,7 +501,13 @@ fn quantity_unit(item: obs::Item, args: &EstimateArgs) -> String {
             s.pairs,
             if s.pairs == 1 { "" } else { "s" }
         ),
-        obs::Item::Alarms => format!("alarm metrics ({} alarms)", obs::ALARMS.len()),
+        obs::Item::Alarms => format!(
+            "alarm metrics ({} alarms)",
+            obs::ALARMS
+                .iter()
+                .filter(|a| s.guardrail || !a.guardrail_only)
+                .count()
+        ),
         obs::Item::Dashboards => "dashboard".into(),
         obs::Item::LogIngestion => format!(
             "GB ({} requests × {} B)",
@@ -484,22 +572,39 @@ fn observability_table(args: &EstimateArgs, markdown: bool) -> (Table, String) {
 }
 
 fn csv(args: &EstimateArgs, estimates: &[Estimate]) -> String {
-    let mut t = Table::new(&[
-        ("model", Align::Left),
-        ("bedrock_input_usd", Align::Right),
-        ("bedrock_output_usd", Align::Right),
-        ("lambda_compute_usd", Align::Right),
-        ("lambda_requests_usd", Align::Right),
-        ("api_gateway_usd", Align::Right),
-        ("observability_usd", Align::Right),
-        ("total_usd", Align::Right),
-        ("per_request_usd", Align::Right),
-    ]);
+    let guardrail_column: &[(&str, Align)] = if args.guardrail {
+        &[("guardrail_usd", Align::Right)]
+    } else {
+        &[]
+    };
+    let columns = [
+        &[
+            ("model", Align::Left),
+            ("bedrock_input_usd", Align::Right),
+            ("bedrock_output_usd", Align::Right),
+        ][..],
+        guardrail_column,
+        &[
+            ("lambda_compute_usd", Align::Right),
+            ("lambda_requests_usd", Align::Right),
+            ("api_gateway_usd", Align::Right),
+            ("observability_usd", Align::Right),
+            ("total_usd", Align::Right),
+            ("per_request_usd", Align::Right),
+        ],
+    ]
+    .concat();
+    let mut t = Table::new(&columns);
     for e in estimates {
-        t.push(vec![
+        let mut row = vec![
             e.model.clone(),
             exact(e.bedrock_input),
             exact(e.bedrock_output),
+        ];
+        if args.guardrail {
+            row.push(exact(e.guardrail));
+        }
+        row.extend([
             exact(e.lambda_compute),
             exact(e.lambda_requests),
             exact(e.api_gateway),
@@ -507,6 +612,7 @@ fn csv(args: &EstimateArgs, estimates: &[Estimate]) -> String {
             exact(e.total()),
             exact(e.per_request(args.requests)),
         ]);
+        t.push(row);
     }
     // A second block (after a blank line, with its own header): the observability lines.
     let mut o = Table::new(&[
@@ -542,6 +648,7 @@ fn to_json(table: &PriceTable, args: &EstimateArgs, estimates: &[Estimate]) -> V
             "arch": arch_name(args.arch),
             "avgDurationMs": args.avg_duration_ms,
             "apiGateway": !args.no_api_gateway,
+            "guardrail": args.guardrail,
             "modelVariantPairs": args.variants,
             "logBytesPerRequest": args.log_bytes_per_request,
             "logRetentionDays": args.log_retention_days,
@@ -557,8 +664,13 @@ fn to_json(table: &PriceTable, args: &EstimateArgs, estimates: &[Estimate]) -> V
             "gbSeconds": exact(args.gb_seconds()),
             "lambdaRequests": args.requests,
             "apiGatewayRequests": args.api_requests(),
-            "customMetrics": obs::custom_metric_count(scenario.pairs),
-            "alarmMetrics": obs::alarm_metric_count(),
+            "guardrailTextUnits": if args.guardrail {
+                args.guardrail_units_per_request() * args.requests
+            } else {
+                0
+            },
+            "customMetrics": obs::custom_metric_count(scenario.pairs, scenario.guardrail),
+            "alarmMetrics": obs::alarm_metric_count(args.guardrail),
             "dashboards": obs::DASHBOARDS,
             "logGb": exact(obs::log_gb(&scenario).round_dp(10)),
             "xrayTraces": exact(obs::xray_traces(scenario.requests)),
@@ -580,6 +692,7 @@ fn to_json(table: &PriceTable, args: &EstimateArgs, estimates: &[Estimate]) -> V
             "model": e.model,
             "bedrockInputUsd": exact(e.bedrock_input),
             "bedrockOutputUsd": exact(e.bedrock_output),
+            "guardrailUsd": exact(e.guardrail),
             "lambdaComputeUsd": exact(e.lambda_compute),
             "lambdaRequestsUsd": exact(e.lambda_requests),
             "apiGatewayUsd": exact(e.api_gateway),
@@ -677,6 +790,36 @@ mod tests {
         let md = render(&PriceTable::builtin(), &a, &[e]);
         assert!(md.contains("conversations of 4 turns"), "{md}");
         assert!(md.contains("--turns 4"), "{md}");
+    }
+
+    #[test]
+    fn a_guardrail_bills_its_text_units_per_policy() {
+        let a = args(&["--guardrail", "--format", "markdown"]);
+        // 800 tokens × 4 = 3,200 characters in: 4 units; 200 × 4 = 800 out: 1 unit.
+        assert_eq!(a.guardrail_units_per_request(), 5);
+        let t = PriceTable::builtin();
+        let e = estimate(&t, &a, "us.amazon.nova-micro-v1:0").unwrap();
+        // 50,000 units × (0.15 content + 0.10 sensitive information) / 1,000
+        assert_eq!(e.guardrail, d("12.5"));
+        assert_eq!(e.request_costs(), d("0.58866675") + d("12.5"));
+        let plain = estimate(&t, &args(&[]), "us.amazon.nova-micro-v1:0").unwrap();
+        assert_eq!(plain.guardrail, Decimal::ZERO);
+        // Its metric (GuardrailInterventions) is on the observability bill.
+        assert_eq!(
+            e.observability - plain.observability,
+            obs::custom_metric_price()
+                + obs::alarm_metric_price()
+                    * Decimal::from(obs::alarm_metric_count(true) - obs::alarm_metric_count(false))
+        );
+        let md = render(&t, &a, &[e]);
+        assert!(md.contains("| Guardrail |"), "{md}");
+        assert!(md.contains("| 12.5000 |"), "{md}");
+        assert!(md.contains("--guardrail"), "{md}");
+        let no_prices = PriceTable {
+            guardrails: None,
+            ..t
+        };
+        assert!(estimate(&no_prices, &a, "us.amazon.nova-micro-v1:0").is_err());
     }
 
     #[test]

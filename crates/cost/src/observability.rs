@@ -63,10 +63,12 @@ pub const LOG_BYTES_PER_REQUEST: u64 = 1_900;
 
 /// Custom metrics the deploy publishes when `pairs` model × variant pairs answer: each catalog
 /// metric counts once per dimension set, a set with `Model` / `Variant` once per pair (each
-/// set × value combination is a billed metric). One pair: 13; each further pair: +5.
-pub fn custom_metric_count(pairs: u64) -> u64 {
+/// set × value combination is a billed metric). One pair: 13 (14 with a guardrail, whose
+/// `GuardrailInterventions` exists only then); each further pair: +5.
+pub fn custom_metric_count(pairs: u64, guardrail: bool) -> u64 {
     catalog::METRICS
         .iter()
+        .filter(|m| guardrail || m.name != catalog::GUARDRAIL_INTERVENTIONS)
         .flat_map(|m| m.dimensions.iter())
         .map(|set| {
             if set.iter().any(|d| *d == DIM_MODEL || *d == DIM_VARIANT) {
@@ -86,6 +88,8 @@ pub struct Alarm {
     /// Alarm metrics billed: 1 for a plain alarm, the metrics referenced for a metric-math one.
     pub metrics: u64,
     pub watches: &'static str,
+    /// Created only when the deploy has a guardrail.
+    pub guardrail_only: bool,
 }
 
 /// The alarms in `serverless.yml` (the binary cannot read the template: kept here by hand, and
@@ -94,51 +98,61 @@ pub const ALARMS: &[Alarm] = &[
     Alarm {
         name: "error-rate",
         metrics: 2,
+        guardrail_only: false,
         watches: "Errors ÷ request count (metric math, [Service])",
     },
     Alarm {
         name: "latency-p99",
         metrics: 1,
+        guardrail_only: false,
         watches: "Latency p99 [Service]",
     },
     Alarm {
         name: "time-to-first-token-p90",
         metrics: 1,
+        guardrail_only: false,
         watches: "TimeToFirstToken p90 [Service]",
     },
     Alarm {
         name: "model-throttles",
         metrics: 1,
+        guardrail_only: false,
         watches: "Throttles [Service]",
     },
     Alarm {
         name: "daily-budget",
         metrics: 1,
+        guardrail_only: false,
         watches: "CostUSD over 24 h vs the daily budget (metric math)",
     },
     Alarm {
         name: "state-store-errors",
         metrics: 1,
+        guardrail_only: false,
         watches: "StoreErrors [Service]",
     },
     Alarm {
         name: "lambda-errors",
         metrics: 2,
+        guardrail_only: false,
         watches: "AWS/Lambda Errors of the api and stream functions (metric math)",
     },
     Alarm {
         name: "lambda-throttles",
         metrics: 2,
+        guardrail_only: false,
         watches: "AWS/Lambda Throttles of both functions (metric math)",
     },
     Alarm {
         name: "stream-concurrency",
         metrics: 1,
+        guardrail_only: false,
         watches: "AWS/Lambda ConcurrentExecutions of the stream function (metric math)",
     },
     Alarm {
         name: "http-api-5xx",
         metrics: 2,
+        guardrail_only: false,
         watches: "AWS/ApiGateway 5xx ÷ Count (metric math)",
     },
 ];
@@ -146,9 +160,13 @@ pub const ALARMS: &[Alarm] = &[
 /// Dashboards `serverless.yml` creates.
 pub const DASHBOARDS: u64 = 1;
 
-/// Alarm metrics billed for [`ALARMS`].
-pub fn alarm_metric_count() -> u64 {
-    ALARMS.iter().map(|a| a.metrics).sum()
+/// Alarm metrics billed for [`ALARMS`] (the guardrail's only with one).
+pub fn alarm_metric_count(guardrail: bool) -> u64 {
+    ALARMS
+        .iter()
+        .filter(|a| guardrail || !a.guardrail_only)
+        .map(|a| a.metrics)
+        .sum()
 }
 
 /// Traces recorded for `requests` a month under Lambda's default sampling, at an even rate: all
@@ -169,6 +187,8 @@ pub struct Scenario {
     pub pairs: u64,
     pub log_bytes_per_request: u64,
     pub log_retention_days: u64,
+    /// The deploy has a guardrail (its metric and alarm exist only then).
+    pub guardrail: bool,
 }
 
 /// Which line of the observability bill.
@@ -245,12 +265,12 @@ pub fn bill(s: &Scenario) -> Vec<Line> {
     vec![
         Line {
             item: Item::CustomMetrics,
-            quantity: Decimal::from(custom_metric_count(s.pairs)),
+            quantity: Decimal::from(custom_metric_count(s.pairs, s.guardrail)),
             unit_price: custom_metric_price(),
         },
         Line {
             item: Item::Alarms,
-            quantity: Decimal::from(alarm_metric_count()),
+            quantity: Decimal::from(alarm_metric_count(s.guardrail)),
             unit_price: alarm_metric_price(),
         },
         Line {
@@ -294,11 +314,13 @@ mod tests {
     fn metric_count_follows_the_catalog() {
         // Latency, Errors, CostUSD: [Service] + per pair; InputTokens, OutputTokens: per pair;
         // TimeToFirstToken, OverheadLatency, Throttles, BudgetRejections, StoreErrors: [Service].
-        assert_eq!(custom_metric_count(1), 13);
-        assert_eq!(custom_metric_count(2), 18);
-        assert_eq!(custom_metric_count(3), 23);
+        assert_eq!(custom_metric_count(1, false), 13);
+        assert_eq!(custom_metric_count(2, false), 18);
+        assert_eq!(custom_metric_count(3, false), 23);
+        // GuardrailInterventions [Service].
+        assert_eq!(custom_metric_count(1, true), 14);
         assert_eq!(
-            custom_metric_count(0),
+            custom_metric_count(0, false),
             8,
             "no model answered: [Service] sets only"
         );
@@ -318,6 +340,7 @@ mod tests {
             pairs: 1,
             log_bytes_per_request: 2_000,
             log_retention_days: 14,
+            guardrail: false,
         };
         let lines = bill(&s);
         let usd: Vec<Decimal> = lines.iter().map(Line::usd).collect();
@@ -368,7 +391,7 @@ mod tests {
             template_alarms(),
             "ALARMS must list serverless.yml's alarms and the metrics each is billed for"
         );
-        assert_eq!(alarm_metric_count(), 14);
+        assert_eq!(alarm_metric_count(false), 14);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../serverless.yml");
         let yml = std::fs::read_to_string(path).unwrap();
         assert_eq!(

@@ -120,21 +120,8 @@ impl ReportError {
     }
 }
 
-/// Builds and prints the report (or, with `--reconcile`, the token comparison).
-///
-/// A drift above `--max-drift` ends the process here with [`EXIT_DRIFT`] once the comparison is
-/// printed: the binary's error mapping knows [`EXIT_NO_DATA`] only, and every other error
-/// becomes 1 there ([`ReportError::exit_status`] gives the full mapping).
-pub async fn report(args: ReportArgs) -> Result<(), ReportError> {
-    let result = run(args).await;
-    if let Err(e @ ReportError::DriftExceeded { .. }) = &result {
-        eprintln!("chatbot: {e}");
-        std::process::exit(e.exit_status().into());
-    }
-    result
-}
-
-/// [`report`] without the exit: the comparison is printed, then a drift is an error.
+/// Builds and prints the report (or, with `--reconcile`, the token comparison, then a drift
+/// above `--max-drift` is an error: exit [`EXIT_DRIFT`] through [`ReportError::exit_status`]).
 pub async fn run(args: ReportArgs) -> Result<(), ReportError> {
     let window = Window::resolve(args.since, args.start, args.end, SystemTime::now())?;
     let progress = Progress::new(!args.quiet);

@@ -11,6 +11,10 @@
 // derived rather than configured: `BudgetAlarmUsd`, the daily budget at the alarm's percentage
 // (the daily-budget alarm's line on the spend widget).
 //
+// A widget with `"onlyWith": "<feature>"` is kept only when the variable of that feature
+// (OPTIONAL below) is "true", so a stage without a guardrail has no empty guardrail row and no
+// log query scanning for nothing on every refresh; the key itself never reaches CloudWatch.
+//
 // Hand-written (about 40 lines) because a DashboardBody must be one JSON string and
 // CloudFormation's Fn::ToJsonString needs a transform that `osls deploy` does not enable.
 
@@ -19,6 +23,7 @@ const path = require('path');
 
 const DEPLOY_TIME = new Set(['AWS::Region', 'AWS::AccountId', 'AWS::Partition', 'HttpApi']);
 const PLACEHOLDER = /\$\{([^}]+)\}/g;
+const OPTIONAL = { guardrail: 'Guardrail' };
 
 function fill(value, vars) {
   if (Array.isArray(value)) return value.map((v) => fill(v, vars));
@@ -51,9 +56,23 @@ function derive(vars) {
   return out;
 }
 
+/** The widgets the stage has features for, without their `onlyWith` markers. */
+function select(template, vars) {
+  const widgets = template.widgets.filter((w) => {
+    if (!Object.hasOwn(w, 'onlyWith')) return true;
+    const flag = OPTIONAL[w.onlyWith];
+    if (!flag) throw new Error(`dashboards/chatbot.json: unknown onlyWith "${w.onlyWith}"`);
+    return String(vars[flag]) === 'true';
+  });
+  return {
+    ...template,
+    widgets: widgets.map(({ onlyWith, ...w }) => w), // eslint-disable-line no-unused-vars
+  };
+}
+
 /** The dashboard body as Fn::Sub over the filled-in JSON text. */
 function render(template, vars) {
-  return { 'Fn::Sub': JSON.stringify(fill(template, derive(vars))) };
+  return { 'Fn::Sub': JSON.stringify(fill(select(template, vars), derive(vars))) };
 }
 
 module.exports = {

@@ -320,8 +320,8 @@ async function runTurn() {
     if (STREAM_ENDPOINT) await streamReply(body, reply, controller.signal, turn);
     else await bufferedReply(body, reply, controller.signal, turn);
     reply.state = "done";
-    // The server stores a turn before it says done.
-    if (turn && myGeneration === generation) kept(user, reply, turn);
+    // The server stores a turn before it says done; one the guardrail blocked it never stores.
+    if (turn && myGeneration === generation) kept(user, reply, turn, !reply.usage?.guardrail);
   } catch (err) {
     if (myGeneration !== generation) return; // "New chat" already cleared this one
     // With memory a stopped or failed turn is not stored: say so, never pretend it is.
@@ -353,10 +353,11 @@ async function runTurn() {
 
 /** Memory: the reply and its message are in the conversation the server keeps, which is now
  * this browser's. */
-function kept(user, reply, turn) {
-  user.stored = reply.stored = true;
+function kept(user, reply, turn, stored = true) {
+  user.stored = reply.stored = stored;
   markStoredNow(user);
-  if (isConversationId(turn.conversationId)) {
+  // A turn the server did not store started no conversation: keep the id there was.
+  if (stored && isConversationId(turn.conversationId)) {
     state.conversationId = turn.conversationId;
     saveMemoryId(turn.conversationId);
   }
@@ -440,6 +441,8 @@ async function bufferedReply(body, reply, signal, turn) {
   reply.usage = usageFrom(data, reply.requestId, data.model, false);
 }
 
+const GUARDRAIL_ACTIONS = new Set(["input_blocked", "output_blocked"]);
+
 /** The numbers kept for a reply's footer (and saved with the conversation). */
 function usageFrom(data, requestId, model, streamed) {
   const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
@@ -458,6 +461,8 @@ function usageFrom(data, requestId, model, streamed) {
     modelMs: num(data.latencyMs?.model),
     ttftMs: streamed ? num(data.latencyMs?.firstToken) : null,
     stopReason: typeof data.stopReason === "string" ? data.stopReason : null,
+    // The guardrail blocked the input or the output (the reply is its message).
+    guardrail: GUARDRAIL_ACTIONS.has(data.guardrail?.action) ? data.guardrail.action : null,
     model: model || null,
     requestId,
   };

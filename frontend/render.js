@@ -85,6 +85,10 @@ export function updateAssistantElement(el, message) {
   const text = el.querySelector(".message-text");
   el.dataset.state = message.state;
   markStored(el, message);
+  // The guardrail's message in place of a reply: a notice, styled apart, never an error.
+  const guardrail = message.state === "done" ? message.usage?.guardrail ?? null : null;
+  if (guardrail) el.dataset.guardrail = guardrail;
+  else delete el.dataset.guardrail;
   if (message.requestId) el.dataset.requestId = message.requestId;
   renderText(text, message.content);
 
@@ -121,9 +125,21 @@ function statusText(message) {
     }
     case "error":
       return message.content ? "The reply broke off." : "No reply.";
+    case "done":
+      if (message.usage?.guardrail) return guardrailNote(message.usage.guardrail, notKept);
+      return notKept ? "No longer kept on the server: the model doesn't see this exchange." : "";
     default:
       return notKept ? "No longer kept on the server: the model doesn't see this exchange." : "";
   }
+}
+
+/** What the content filter did, in words (`input_blocked` / `output_blocked`). */
+function guardrailNote(action, notKept) {
+  const what =
+    action === "input_blocked"
+      ? "The content filter blocked this message; it was not sent to the model."
+      : "The content filter withheld the model's reply.";
+  return notKept ? `${what} Not saved: the model won't see this exchange.` : what;
 }
 
 function usageFooter(usage) {

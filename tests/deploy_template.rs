@@ -32,15 +32,18 @@ const MICRO: &str = "us.amazon.nova-micro-v1:0";
 const LITE: &str = "us.amazon.nova-lite-v1:0";
 const HAIKU: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
 const WAF_ACL: &str = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/x/abc";
+const EXISTING_GUARDRAIL: &str = "arn:aws:bedrock:us-east-2:123456789012:guardrail/abc123xyz";
 
 struct Packaged {
     zip_entries: Vec<Entry>,
     binary_size: u64,
     /// Stage `dev` with the defaults: one model.
     default: Value,
-    /// Stage `variants`: two weighted variants and a fallback model, as deploy parameters.
+    /// Stage `variants`: two weighted variants and a fallback model, as deploy parameters, and
+    /// an existing guardrail (version 3).
     variants: Value,
-    /// Stage `edge`: a WAF web ACL, and the origin secret rotated once (green active, generation 2).
+    /// Stage `edge`: a WAF web ACL, the origin secret rotated once (green active, generation 2),
+    /// and a guardrail the stack creates (async stream mode).
     edge: Value,
 }
 
@@ -57,6 +60,7 @@ fn packaged() -> &'static Packaged {
         let variants_param = format!("modelVariants=micro={MICRO}:90,lite={LITE}:10");
         let fallback_param = format!("fallbackModelId={HAIKU}");
         let waf_param = format!("wafWebAclArn={WAF_ACL}");
+        let guardrail_param = format!("guardrailId={EXISTING_GUARDRAIL}");
         let (default, variants, edge) = std::thread::scope(|s| {
             let a = s.spawn(|| tools::package("dev", REGION, &zip, &[]));
             let b = s.spawn(|| {
@@ -64,7 +68,13 @@ fn packaged() -> &'static Packaged {
                     "variants",
                     REGION,
                     &zip,
-                    &[&variants_param, &fallback_param],
+                    &[
+                        &variants_param,
+                        &fallback_param,
+                        "guardrail=existing",
+                        &guardrail_param,
+                        "guardrailVersion=3",
+                    ],
                 )
             });
             let c = s.spawn(|| {
@@ -76,6 +86,8 @@ fn packaged() -> &'static Packaged {
                         &waf_param,
                         "originSecretActive=green",
                         "originSecretGreenGeneration=2",
+                        "guardrail=create",
+                        "guardrailStreamMode=async",
                     ],
                 )
             });
@@ -579,6 +591,116 @@ fn deploy_script_writes_the_config_js_the_page_reads() {
     );
 }
 
+// ---------------------------------------------------------------- the guardrail
+
+fn guardrail_env(t: &Template) -> Vec<std::collections::BTreeMap<String, String>> {
+    t.of_type("AWS::Lambda::Function")
+        .into_iter()
+        .map(|(_, f)| t.environment(f))
+        .collect()
+}
+
+fn apply_guardrail_resources(t: &Template) -> Vec<String> {
+    t.of_type("AWS::IAM::Policy")
+        .into_iter()
+        .flat_map(|(_, p)| deploy::template::list(&p["Properties"]["PolicyDocument"]["Statement"]))
+        .filter(|s| s["Action"] == "bedrock:ApplyGuardrail")
+        .flat_map(|s| deploy::template::list(&s["Resource"]))
+        .filter_map(|r| t.decide(r))
+        .map(|r| t.concrete(&r))
+        .collect()
+}
+
+#[test]
+fn a_created_guardrail_is_versioned_applied_alarmed_and_on_the_dashboard() {
+    let t = template(&packaged().edge); // linted and checked in the WAF test
+    for env in guardrail_env(&t) {
+        assert_eq!(env["CHATBOT_GUARDRAIL_ID"], "${Guardrail.GuardrailArn}");
+        assert_eq!(
+            env["CHATBOT_GUARDRAIL_VERSION"],
+            "${GuardrailVersion.Version}"
+        );
+        assert_eq!(env["CHATBOT_GUARDRAIL_STREAM_MODE"], "async");
+    }
+    let version = t.resource("GuardrailVersion").expect("a version is cut");
+    let description = version["Properties"]["Description"].as_str().unwrap();
+    assert!(description.contains("(config "), "{description}");
+    assert_eq!(apply_guardrail_resources(&t), ["${Guardrail.GuardrailArn}"]);
+    assert!(t.resource("GuardrailInterventionsAlarm").is_some());
+    let body = checks::dashboard_body(&t).unwrap().to_string();
+    assert!(body.contains("GuardrailInterventions"));
+    assert!(body.contains("guardrail-interventions"));
+    assert!(!body.contains("onlyWith"), "render.js strips its markers");
+}
+
+#[test]
+fn an_existing_guardrail_is_used_by_arn_and_version_and_none_is_created() {
+    let t = template(&packaged().variants); // linted and checked in the variants test
+    for env in guardrail_env(&t) {
+        assert_eq!(t.concrete(&env["CHATBOT_GUARDRAIL_ID"]), EXISTING_GUARDRAIL);
+        assert_eq!(env["CHATBOT_GUARDRAIL_VERSION"], "3");
+        assert_eq!(env["CHATBOT_GUARDRAIL_STREAM_MODE"], "sync");
+    }
+    assert!(t.of_type("AWS::Bedrock::Guardrail").is_empty());
+    assert!(t.of_type("AWS::Bedrock::GuardrailVersion").is_empty());
+    assert_eq!(apply_guardrail_resources(&t), [EXISTING_GUARDRAIL]);
+}
+
+#[test]
+fn without_a_guardrail_there_is_no_guardrail_variable_grant_alarm_or_widget() {
+    let t = template(&packaged().default);
+    for env in guardrail_env(&t) {
+        assert!(
+            !env.keys().any(|k| k.starts_with("CHATBOT_GUARDRAIL")),
+            "{env:?}"
+        );
+    }
+    assert!(apply_guardrail_resources(&t).is_empty());
+    assert!(t.resource("GuardrailInterventionsAlarm").is_none());
+    let body = checks::dashboard_body(&t).unwrap().to_string();
+    assert!(!body.contains("GuardrailInterventions"));
+    assert!(!body.contains("guardrailAction"));
+}
+
+#[test]
+fn guardrail_parameters_that_disagree_fail_the_package() {
+    let scratch = ScratchDir::new("guardrail-params");
+    let zip = scratch.0.join("bootstrap.zip");
+    std::fs::write(&zip, b"not used: the package fails first").unwrap();
+    for (params, why) in [
+        (
+            &["guardrailId=abc123"][..],
+            "used only with guardrail=existing",
+        ),
+        (
+            &["guardrail=existing"][..],
+            "guardrail=existing needs guardrailId",
+        ),
+        (
+            &[
+                "guardrail=existing",
+                "guardrailId=arn:aws:bedrock:eu-west-1:123456789012:guardrail/abc",
+            ][..],
+            "but the stage deploys to us-east-2",
+        ),
+        (
+            &["guardrail=create", "guardrailVersion=2"][..],
+            "runs the version the stack cuts",
+        ),
+        (
+            &["guardrail=create", "guardrailStreamMode=later"][..],
+            "must be one of sync, async",
+        ),
+    ] {
+        let error = tools::try_package("bad", REGION, &zip, params)
+            .expect_err(&format!("{params:?} must fail the package"));
+        assert!(
+            error.contains(why),
+            "{params:?}: expected {why:?} in:\n{error}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------- the checker fails on mistakes
 
 /// Problems the checker finds in a copy of the default template changed by `change`.
@@ -608,6 +730,66 @@ fn edit_dashboard_all(doc: &mut Value, from: &str, to: &str) {
     let text = body.as_str().unwrap();
     assert!(text.contains(from), "{from} not in the dashboard");
     *body = Value::String(text.replace(from, to));
+}
+
+/// Problems the checker finds in a copy of the `edge` template (a created guardrail).
+fn problems_with_guardrail_after(change: impl FnOnce(&mut Value)) -> Vec<String> {
+    let mut doc = packaged().edge.clone();
+    change(&mut doc);
+    checks::all(&template(&doc), &expect())
+}
+
+#[test]
+fn reports_a_guardrail_iam_grant_beyond_the_guardrail_and_a_weaker_guardrail() {
+    let p = problems_with_guardrail_after(|doc| {
+        doc["Resources"]["GuardrailApplyPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+            ["Resource"] = json!("*");
+    });
+    assert_reported(&p, "bedrock:ApplyGuardrail is allowed on");
+    let p = problems_after(|doc| {
+        doc["Resources"]["ExtraGrant"] = json!({
+            "Type": "AWS::IAM::Policy",
+            "Properties": {"PolicyName": "x", "Roles": [{"Ref": "IamRoleLambdaExecution"}],
+                "PolicyDocument": {"Statement": [{"Effect": "Allow",
+                    "Action": "bedrock:ApplyGuardrail", "Resource": EXISTING_GUARDRAIL}]}}
+        });
+    });
+    assert_reported(&p, "expected exactly the configured guardrail {}");
+    let p = problems_with_guardrail_after(|doc| {
+        let filters =
+            doc["Resources"]["Guardrail"]["Properties"]["ContentPolicyConfig"]["FiltersConfig"]
+                .as_array_mut()
+                .unwrap();
+        filters.retain(|f| f["Type"] != "PROMPT_ATTACK");
+        let pii = &mut doc["Resources"]["Guardrail"]["Properties"]["SensitiveInformationPolicyConfig"]
+            ["PiiEntitiesConfig"][0];
+        pii["Action"] = json!("BLOCK");
+    });
+    assert_reported(&p, "no PROMPT_ATTACK content filter");
+    assert_reported(&p, "EMAIL must be masked");
+}
+
+#[test]
+fn reports_a_guardrail_without_its_alarm_or_version_and_an_alarm_without_a_minimum() {
+    let p = problems_with_guardrail_after(|doc| {
+        doc["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("GuardrailInterventionsAlarm");
+    });
+    assert_reported(&p, "no alarm on GuardrailInterventions");
+    let p = problems_with_guardrail_after(|doc| {
+        let rate = &mut doc["Resources"]["GuardrailInterventionsAlarm"]["Properties"]["Metrics"][2];
+        rate["Expression"] = json!("blocked * 100 / assessed");
+    });
+    assert_reported(&p, "needs a minimum of requests per minute");
+    let p = problems_with_guardrail_after(|doc| {
+        doc["Resources"]
+            .as_object_mut()
+            .unwrap()
+            .remove("GuardrailVersion");
+    });
+    assert_reported(&p, "no AWS::Bedrock::GuardrailVersion");
 }
 
 fn bedrock_statement(doc: &mut Value) -> &mut Value {

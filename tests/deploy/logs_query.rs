@@ -70,6 +70,16 @@ pub const SUMMARY_FIELDS: &[&str] = &[
     "historyTurns",
     "droppedTurns",
     "historyTokens",
+    // The request's deadline and a fallback it left no time for.
+    "fallbackSkipped",
+    "deadlineMs",
+    "deadlineSource",
+    // Guardrail: what it did (none, input_blocked, output_blocked), by which policies, its text
+    // units and their cost.
+    "guardrailAction",
+    "guardrailPolicies",
+    "guardrailTextUnits",
+    "guardrailCostUsd",
 ];
 
 /// Keys of other lines: `panic` (`panicMessage`, `location`), the `WARN` lines of a failed
@@ -99,6 +109,9 @@ pub const EMF_PROPERTIES: &[&str] = &[
     "servedTier",
     "cacheReadInputTokens",
     "cacheWriteInputTokens",
+    "guardrailAction",
+    "guardrailPolicies",
+    "guardrailTextUnits",
 ];
 
 /// Logs Insights commands, keywords and functions (lower-cased) the queries here may use.

@@ -35,11 +35,25 @@ impl Template {
         }
     }
 
+    /// The resources the stack creates: one whose `Condition` is false with the parameters at
+    /// their defaults is left out, as CloudFormation would.
     pub fn resources(&self) -> Vec<(&str, &Value)> {
         self.doc["Resources"]
             .as_object()
-            .map(|m| m.iter().map(|(k, v)| (k.as_str(), v)).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, v)| self.created(v))
+                    .map(|(k, v)| (k.as_str(), v))
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    fn created(&self, resource: &Value) -> bool {
+        match resource["Condition"].as_str() {
+            Some(c) => self.condition(c) == Some(true),
+            None => true,
+        }
     }
 
     pub fn of_type(&self, ty: &str) -> Vec<(&str, &Value)> {
@@ -50,7 +64,7 @@ impl Template {
     }
 
     pub fn resource(&self, id: &str) -> Option<&Value> {
-        self.doc["Resources"].get(id)
+        self.doc["Resources"].get(id).filter(|r| self.created(r))
     }
 
     pub fn type_of(&self, id: &str) -> Option<&str> {

@@ -100,6 +100,7 @@ impl Drop for ScratchDir {
 const SERVICE_FILES: &[&str] = &[
     "serverless.yml",
     "scripts/bedrock-models.js",
+    "scripts/guardrail.js",
     "dashboards/render.js",
     "dashboards/chatbot.json",
 ];
@@ -108,6 +109,16 @@ const SERVICE_FILES: &[&str] = &[
 /// function code and extra `--param`s. Needs no AWS account: AWS credentials are removed from
 /// its environment so none can be used.
 pub fn package(stage: &str, region: &str, artifact: &Path, params: &[&str]) -> Value {
+    try_package(stage, region, artifact, params).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`package`], with osls's output as the error when it refuses the stage.
+pub fn try_package(
+    stage: &str,
+    region: &str,
+    artifact: &Path,
+    params: &[&str],
+) -> Result<Value, String> {
     let service = ScratchDir::new(&format!("osls-{stage}"));
     for file in SERVICE_FILES {
         let to = service.0.join(file);
@@ -136,19 +147,20 @@ pub fn package(stage: &str, region: &str, artifact: &Path, params: &[&str]) -> V
     cmd.env("AWS_EC2_METADATA_DISABLED", "true")
         .env("SLS_TELEMETRY_DISABLED", "1");
     let output = cmd.output().expect("run osls");
-    assert!(
-        output.status.success(),
-        "osls package --stage {stage} failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    if !output.status.success() {
+        return Err(format!(
+            "osls package --stage {stage} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
     eprintln!(
         "osls package --stage {stage}: {:.1} s",
         started.elapsed().as_secs_f64()
     );
     let file = out.join("cloudformation-template-update-stack.json");
     let text = std::fs::read_to_string(&file).expect("packaged template");
-    serde_json::from_str(&text).expect("template is JSON")
+    Ok(serde_json::from_str(&text).expect("template is JSON"))
 }
 
 /// cfn-lint on a template file as written (YAML or JSON), for `regions`.

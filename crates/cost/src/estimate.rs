@@ -804,7 +804,9 @@ mod tests {
         assert_eq!(e.request_costs(), d("0.58866675") + d("12.5"));
         let plain = estimate(&t, &args(&[]), "us.amazon.nova-micro-v1:0").unwrap();
         assert_eq!(plain.guardrail, Decimal::ZERO);
-        // Its metric (GuardrailInterventions) is on the observability bill.
+        // Its metric (GuardrailInterventions, $0.30) and its alarm's two metrics ($0.10 each)
+        // are on the observability bill.
+        assert_eq!(e.observability - plain.observability, d("0.50"));
         assert_eq!(
             e.observability - plain.observability,
             obs::custom_metric_price()

@@ -155,6 +155,12 @@ pub const ALARMS: &[Alarm] = &[
         guardrail_only: false,
         watches: "AWS/ApiGateway 5xx ÷ Count (metric math)",
     },
+    Alarm {
+        name: "guardrail-interventions",
+        metrics: 2,
+        guardrail_only: true,
+        watches: "GuardrailInterventions Sum ÷ SampleCount (metric math, [Service])",
+    },
 ];
 
 /// Dashboards `serverless.yml` creates.
@@ -359,8 +365,8 @@ mod tests {
     }
 
     /// The part of `serverless.yml` after each `Type: AWS::CloudWatch::Alarm`, up to the next
-    /// resource.
-    fn template_alarms() -> Vec<(String, u64)> {
+    /// resource: its name, metrics billed, and whether it exists only with a guardrail.
+    fn template_alarms() -> Vec<(String, u64, bool)> {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../serverless.yml");
         let yml = std::fs::read_to_string(path).expect("serverless.yml");
         yml.split("\n      Type: ")
@@ -375,16 +381,17 @@ mod tests {
                     .expect("AlarmName")
                     .to_owned();
                 let math = chunk.matches("MetricStat:").count() as u64;
-                (name, math.max(1))
+                let guardrail_only = chunk.contains("\n      Condition: HasGuardrail\n");
+                (name, math.max(1), guardrail_only)
             })
             .collect()
     }
 
     #[test]
     fn alarms_match_the_template() {
-        let ours: Vec<(String, u64)> = ALARMS
+        let ours: Vec<(String, u64, bool)> = ALARMS
             .iter()
-            .map(|a| (a.name.to_owned(), a.metrics))
+            .map(|a| (a.name.to_owned(), a.metrics, a.guardrail_only))
             .collect();
         assert_eq!(
             ours,
@@ -392,6 +399,7 @@ mod tests {
             "ALARMS must list serverless.yml's alarms and the metrics each is billed for"
         );
         assert_eq!(alarm_metric_count(false), 14);
+        assert_eq!(alarm_metric_count(true), 16);
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../serverless.yml");
         let yml = std::fs::read_to_string(path).unwrap();
         assert_eq!(

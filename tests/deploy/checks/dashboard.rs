@@ -76,7 +76,7 @@ pub fn check(t: &Template) -> Vec<String> {
         .into_iter()
         .flat_map(|(id, a)| metrics::from_alarm(t, id, a).0)
         .collect();
-    p.extend(catalog_coverage(&refs, &alarm_refs, rules.namespace));
+    p.extend(catalog_coverage(t, &refs, &alarm_refs, rules.namespace));
     p.extend(required_metric_views(&refs, rules.namespace));
     for (ns, name) in [
         ("AWS/Bedrock", "InvocationLatency"),
@@ -161,9 +161,20 @@ pub fn check(t: &Template) -> Vec<String> {
 
 /// Every catalog metric is on the dashboard, and every dimension set it is published under is
 /// read by a widget or an alarm: each set × value is a billed custom metric.
-fn catalog_coverage(dash: &[MetricRef], alarms: &[MetricRef], namespace: &str) -> Vec<String> {
+fn catalog_coverage(
+    t: &Template,
+    dash: &[MetricRef],
+    alarms: &[MetricRef],
+    namespace: &str,
+) -> Vec<String> {
     let mut p = Vec::new();
+    let with_guardrail = super::guardrail::configured(t).is_some();
     for m in METRICS {
+        // Never emitted without a guardrail, so nothing to read (checks::guardrail wants it read
+        // when there is one).
+        if !with_guardrail && super::guardrail::ONLY_WITH_GUARDRAIL.contains(&m.name) {
+            continue;
+        }
         let ours = |r: &MetricRef| r.namespace == namespace && r.name == m.name;
         if !dash.iter().any(ours) {
             let alarmed = alarms.iter().any(ours);

@@ -1,6 +1,7 @@
 //! IAM: no wildcard grants, `Resource: "*"` only for X-Ray writes, Bedrock limited to the two
 //! invoke actions on exactly the ARNs the configured models need, DynamoDB limited to exactly
-//! `chatbot_service::store::IAM_ACTIONS` on the state table's ARN.
+//! `chatbot_service::store::IAM_ACTIONS` on the state table's ARN, `bedrock:ApplyGuardrail` on
+//! exactly the configured guardrail (and only when there is one).
 
 use std::collections::BTreeSet;
 
@@ -8,6 +9,7 @@ use serde_json::Value;
 
 use chatbot_service::store::IAM_ACTIONS;
 
+use super::guardrail::{self, GUARDRAIL_ACTIONS};
 use super::spend::state_table;
 use super::stage::configured_models;
 use super::{BEDROCK_ACTIONS, Expect, XRAY_ACTIONS};
@@ -71,6 +73,7 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
     let mut bedrock_actions = BTreeSet::new();
     let mut bedrock_arns = BTreeSet::new();
     let mut dynamodb_actions = BTreeSet::new();
+    let mut guardrail_arns = BTreeSet::new();
     let table_arn = state_table(t).map(|id| format!("${{{id}.Arn}}"));
     for (id, s) in statements(t) {
         let allow = s["Effect"] == "Allow";
@@ -83,7 +86,7 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
             .collect();
         let resources: Vec<String> = list(&s["Resource"])
             .iter()
-            .filter_map(|r| t.text(r))
+            .filter_map(|r| t.decide(r))
             .collect();
         // A wildcard in a Deny only narrows access (the TLS-only bucket guards); in an Allow, or
         // anywhere in a role, it grants more than named.
@@ -134,6 +137,18 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
         if !allow || bedrock.is_empty() {
             continue;
         }
+        if bedrock
+            .iter()
+            .any(|a| GUARDRAIL_ACTIONS.contains(&a.as_str()))
+        {
+            if bedrock.len() != actions.len() || actions.len() != GUARDRAIL_ACTIONS.len() {
+                p.push(format!(
+                    "{id}: ApplyGuardrail shares a statement with other actions: {actions:?}"
+                ));
+            }
+            guardrail_arns.extend(resources.iter().map(|r| t.concrete(r)));
+            continue;
+        }
         if bedrock.len() != actions.len() {
             p.push(format!(
                 "{id}: Bedrock and other actions share a statement: {actions:?}"
@@ -160,6 +175,16 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
         p.push(format!(
             "DynamoDB actions granted {dynamodb_actions:?}, expected exactly \
              chatbot_service::store::IAM_ACTIONS {wanted_dynamodb:?}"
+        ));
+    }
+    let wanted_guardrail: BTreeSet<String> = guardrail::configured(t)
+        .map(|g| g.arn)
+        .into_iter()
+        .collect();
+    if guardrail_arns != wanted_guardrail {
+        p.push(format!(
+            "bedrock:ApplyGuardrail is allowed on {guardrail_arns:?}, expected exactly the \
+             configured guardrail {wanted_guardrail:?}"
         ));
     }
     let expected = expected_bedrock_arns(t, x, &mut p);

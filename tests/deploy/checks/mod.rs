@@ -7,6 +7,7 @@
 //! - [`dashboard`]: metric names against the catalog, alarm and Logs Insights widgets.
 //! - [`endpoints`]: the Function URL, the HTTP API, the private site behind CloudFront, `/api/*`
 //!   and the stream behind CloudFront with the origin secret, the optional WAF, outputs.
+//! - [`guardrail`]: the optional Bedrock guardrail, its version, its alarm and dashboard row.
 //! - [`spend`]: the state table (equal to `chatbot_service::store::schema`), the budgets and the
 //!   generated secrets the functions read.
 
@@ -17,6 +18,7 @@ use super::template::Template;
 pub mod alarms;
 pub mod dashboard;
 pub mod endpoints;
+pub mod guardrail;
 pub mod iam;
 pub mod spend;
 pub mod stage;
@@ -68,5 +70,6 @@ pub fn all(t: &Template, x: &Expect) -> Vec<String> {
     p.extend(spend::table(t));
     p.extend(spend::budgets(t));
     p.extend(spend::secrets(t));
+    p.extend(guardrail::check(t));
     p
 }

@@ -651,7 +651,11 @@ async fn every_api_answer_carries_nosniff_and_no_store() {
             "{what}"
         );
         assert_eq!(r.headers["x-content-type-options"], "nosniff", "{what}");
-        assert_eq!(r.headers.get_all("cache-control").iter().count(), 1, "{what}");
+        assert_eq!(
+            r.headers.get_all("cache-control").iter().count(),
+            1,
+            "{what}"
+        );
         assert_eq!(r.headers["cache-control"], "no-store", "{what}");
     }
 }

@@ -768,7 +768,11 @@ async fn slow_clients_are_cut_off_by_the_read_timeouts() {
     let defaults = ServiceConfig::defaults().body_read_timeout();
     assert_eq!(defaults, Duration::from_secs(10), "default body timeout");
     let header_default = LocalLimits::default().header_read_timeout();
-    assert_eq!(header_default, Duration::from_secs(10), "default header timeout");
+    assert_eq!(
+        header_default,
+        Duration::from_secs(10),
+        "default header timeout"
+    );
 
     let timeout = Duration::from_secs(1);
     let every = Duration::from_millis(250);

@@ -209,7 +209,10 @@ async fn a_panic_mid_stream_is_an_error_event_an_error_and_a_fault() {
     else {
         panic!("expected a streamed response, got {:?}", inv.outcome);
     };
-    assert!(error.is_none(), "the invocation itself succeeded: {error:?}");
+    assert!(
+        error.is_none(),
+        "the invocation itself succeeded: {error:?}"
+    );
     assert_eq!(prelude["statusCode"], 200);
     assert_eq!(prelude["headers"]["cache-control"], "no-store");
     let body: String = chunks
@@ -239,7 +242,10 @@ async fn a_panic_mid_stream_is_an_error_event_an_error_and_a_fault() {
     assert_eq!(doc["Errors"], 1, "{doc}");
     assert_eq!(doc["statusCode"], 500, "{doc}");
     assert_eq!(doc["errorCode"], "internal", "{doc}");
-    assert!(doc.get("clientAborted").is_none(), "not a client abort: {doc}");
+    assert!(
+        doc.get("clientAborted").is_none(),
+        "not a client abort: {doc}"
+    );
     let lines: Vec<Value> = emulator
         .lines()
         .into_iter()

@@ -160,11 +160,7 @@ async fn a_client_hanging_up_cancels_the_model_stream() {
 
 /// One request over a fresh connection, as raw HTTP/1 (so the `Host` header is exactly what the
 /// test says, or absent); returns the status, the head and the body.
-async fn raw_get(
-    server: &LocalServer,
-    path: &str,
-    host: Option<&str>,
-) -> (u16, String, String) {
+async fn raw_get(server: &LocalServer, path: &str, host: Option<&str>) -> (u16, String, String) {
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let request = match host {
         Some(host) => format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
@@ -223,7 +219,10 @@ async fn on_loopback_only_loopback_host_names_are_served() {
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
         assert_eq!(v["error"]["code"], "misdirected_request", "{v}");
         assert!(
-            v["error"]["message"].as_str().unwrap().contains("localhost"),
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("localhost"),
             "{v}"
         );
         let id = v["error"]["requestId"].as_str().unwrap().to_owned();

@@ -142,7 +142,9 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(axum::middleware::from_fn(refuse_misdirected))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(axum::middleware::from_fn(crate::body_panic::catch_body_panic))
+        .layer(axum::middleware::from_fn(
+            crate::body_panic::catch_body_panic,
+        ))
         // On every API answer, errors and streams included: never sniff a JSON error into
         // HTML, never keep a reply (private text) in a browser's or a proxy's cache.
         // Overriding: axum's SSE sets `no-cache`, which still allows storing.

@@ -112,3 +112,58 @@ impl http_body::Body for PanicSafeBody {
             .unwrap_or_default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use futures_util::{StreamExt, stream};
+
+    use super::*;
+
+    /// A body that sends `first`, then panics when polled again.
+    fn panics_after(first: &'static str) -> Body {
+        let first = stream::iter([Ok::<_, Infallible>(Bytes::from_static(first.as_bytes()))]);
+        let panics = stream::poll_fn(|_| -> Poll<Option<Result<Bytes, Infallible>>> {
+            panic!("a body that panics (expected in this test)")
+        });
+        Body::from_stream(first.chain(panics))
+    }
+
+    fn safe(inner: Body, sse: bool) -> Body {
+        Body::new(PanicSafeBody {
+            inner: Some(inner),
+            ctx: None,
+            sse,
+        })
+    }
+
+    #[tokio::test]
+    async fn an_sse_body_that_panics_ends_with_an_error_event() {
+        let body = safe(panics_after("event: meta\ndata: {}\n\n"), true);
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        let (sent, rest) = text.split_at("event: meta\ndata: {}\n\n".len());
+        assert_eq!(sent, "event: meta\ndata: {}\n\n");
+        let data = rest
+            .strip_prefix("event: error\ndata: ")
+            .and_then(|r| r.strip_suffix("\n\n"))
+            .unwrap_or_else(|| panic!("{rest:?}"));
+        let v: serde_json::Value = serde_json::from_str(data).unwrap();
+        assert_eq!(v["code"], "internal", "{v}");
+        assert_eq!(v["message"], "internal error", "{v}");
+    }
+
+    #[tokio::test]
+    async fn any_other_body_that_panics_ends_in_an_error_not_a_short_success() {
+        let body = safe(panics_after("{\"partial\":"), false);
+        assert!(axum::body::to_bytes(body, usize::MAX).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_body_that_does_not_panic_is_unchanged() {
+        let body = safe(Body::from("{\"ok\":true}"), false);
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        assert_eq!(&bytes[..], b"{\"ok\":true}");
+    }
+}

@@ -13,7 +13,6 @@ use crate::error::ApiError;
 /// reading (a chunked body has no length up front).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-
 /// The body of `POST /api/chat` and `POST /api/chat/stream`, as sent: either the whole
 /// conversation (`messages`, the client keeps the history) or one new `message` (the server
 /// keeps it; `crate::conversations`).

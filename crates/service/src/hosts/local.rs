@@ -266,7 +266,13 @@ mod tests {
         assert!(names_loopback(&req("http://127.0.0.1:3000/", None)));
         assert!(!names_loopback(&req("/api/health", None)));
         assert!(!names_loopback(&req("/", Some("evil.example"))));
-        assert!(!names_loopback(&req("http://evil.example/", Some("localhost"))));
-        assert!(!names_loopback(&req("http://localhost/", Some("evil.example"))));
+        assert!(!names_loopback(&req(
+            "http://evil.example/",
+            Some("localhost")
+        )));
+        assert!(!names_loopback(&req(
+            "http://localhost/",
+            Some("evil.example")
+        )));
     }
 }

@@ -75,6 +75,8 @@ struct ServeArgs {
     #[arg(long, env = "CHATBOT_FRONTEND_DIR")]
     frontend_dir: Option<PathBuf>,
     #[command(flatten)]
+    local: local::LocalLimits,
+    #[command(flatten)]
     service: ServiceConfig,
     #[command(flatten)]
     offline: OfflineConfig,
@@ -178,7 +180,7 @@ async fn serve(args: ServeArgs, started_at: Instant) -> Result<(), String> {
         startupMs = started_at.elapsed().as_secs_f64() * 1000.0,
         "server started"
     );
-    local::serve(listener, router)
+    local::serve(listener, router, &args.local)
         .await
         .map_err(|e| e.to_string())
 }

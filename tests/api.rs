@@ -612,3 +612,104 @@ async fn nova_lite_cost_is_exact_too() {
         expected.normalize()
     );
 }
+
+/// Every answer of the API router — success, error, stream, preflight, HEAD, panic — tells
+/// browsers not to sniff its type and not to store it.
+#[tokio::test]
+async fn every_api_answer_carries_nosniff_and_no_store() {
+    let mut c = config();
+    c.diagnostic_routes = true;
+    c.cors_origins = vec!["https://chat.example.com".into()];
+    let svc = service(c, OfflineConfig::default()).await;
+    let requests = [
+        Request::get("/api/health").body(Body::empty()).unwrap(),
+        Request::head("/api/health").body(Body::empty()).unwrap(),
+        post_json("/api/chat", &chat_body("hi")),
+        post_json("/api/chat/stream", &chat_body("hi")),
+        post_json("/api/chat", "{"),
+        post_json("/api/chat", &chat_body("#fault=throttle")),
+        Request::get("/api/nope").body(Body::empty()).unwrap(),
+        Request::get("/elsewhere").body(Body::empty()).unwrap(),
+        Request::put("/api/chat").body(Body::empty()).unwrap(),
+        Request::get("/api/conversations/unknown")
+            .body(Body::empty())
+            .unwrap(),
+        Request::options("/api/chat")
+            .header("origin", "https://chat.example.com")
+            .header("access-control-request-method", "POST")
+            .body(Body::empty())
+            .unwrap(),
+        post_json("/api/_diag/panic", "{}"),
+        post_json("/api/_diag/panic-midstream", "{}"),
+    ];
+    for req in requests {
+        let what = format!("{} {}", req.method(), req.uri());
+        let r = svc.send(req).await;
+        assert_eq!(
+            r.headers.get_all("x-content-type-options").iter().count(),
+            1,
+            "{what}"
+        );
+        assert_eq!(r.headers["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(
+            r.headers.get_all("cache-control").iter().count(),
+            1,
+            "{what}"
+        );
+        assert_eq!(r.headers["cache-control"], "no-store", "{what}");
+    }
+}
+
+/// A panic inside a streamed body, after `meta` and a `delta` went out: the stream ends with an
+/// `error` event (`internal`, with the request id), and the request is recorded as the
+/// service's failure — `Errors` 1, an ERROR summary line, a fault in its trace — not as a
+/// client that went away.
+#[tokio::test]
+async fn a_panic_mid_stream_ends_with_an_error_event_and_counts_as_a_fault() {
+    let ev = evidence::capture::evidence();
+    let mut c = config();
+    c.diagnostic_routes = true;
+    let svc = service(c, OfflineConfig::default()).await;
+    let r = svc
+        .send(post_json("/api/_diag/panic-midstream", "{}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "the stream had begun");
+    let rid = r.request_id().to_owned();
+    let events = sse_events(std::str::from_utf8(&r.body).unwrap());
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["meta", "delta", "error"]);
+    assert_eq!(
+        events[2].1,
+        json!({"code": "internal", "message": "internal error", "requestId": rid})
+    );
+
+    let d = &svc.wait_emf(1).await[0];
+    emf::validate(d).unwrap();
+    assert_eq!(d["requestId"], rid.as_str());
+    assert_eq!(d["Errors"], 1, "{d}");
+    assert_eq!(d["statusCode"], 500, "{d}");
+    assert_eq!(d["errorCode"], "internal", "{d}");
+    assert!(d.get("clientAborted").is_none(), "not a client abort: {d}");
+
+    let summaries = ev.summaries(&rid);
+    assert_eq!(summaries.len(), 1);
+    let s = &summaries[0];
+    assert_eq!(
+        (&s["level"], &s["errorCode"], &s["effectiveStatus"]),
+        (&json!("ERROR"), &json!("internal"), &json!(500)),
+        "{s}"
+    );
+    assert_eq!(s["clientAborted"], false, "{s}");
+    let panics: Vec<Value> = ev
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["message"] == "panic" && l["requestId"] == rid.as_str())
+        .collect();
+    assert_eq!(panics.len(), 1, "the panic line, with the request id");
+
+    let nodes = ev.trace(d["xrayTraceId"].as_str().unwrap()).await;
+    let segment = nodes.iter().find(|n| n.get("parent_id").is_none()).unwrap();
+    assert_eq!(segment["fault"], true, "{segment}");
+    assert_eq!(segment["annotations"]["error_code"], "internal");
+    assert_eq!(segment["http"]["response"]["status"], 500);
+}

@@ -7,7 +7,7 @@
 //! small so the file runs in seconds; `PROPTEST_CASES=N` runs N cases per property instead.
 //!
 //! Against the real local host over TCP: oversized headers and bodies, wrong methods, a client
-//! that connects and says nothing, one that sends its headers a byte per second, and one that
+//! that connects and says nothing, one that sends its headers a byte at a time, and one that
 //! dribbles its body. Each is answered or cut off within its bound.
 
 mod service_rig;
@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Method, Request, Uri};
-use chatbot_service::hosts::local::{
-    HEADER_READ_TIMEOUT, MAX_HEADER_BYTES, frontend_dir, with_frontend,
-};
-use chatbot_service::request::BODY_READ_TIMEOUT;
+use bedrock_offline::OfflineConfig;
+use chatbot_service::config::ServiceConfig;
+use chatbot_service::error::MAX_MESSAGE_CHARS;
+use chatbot_service::hosts::local::{LocalLimits, MAX_HEADER_BYTES, frontend_dir, with_frontend};
 use chatbot_service::request::MAX_BODY_BYTES;
 use chatbot_service::validation::validate;
 use proptest::prelude::*;
@@ -27,7 +27,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Map, Value, json};
 use service_rig::local::LocalServer;
 use service_rig::status_for_code;
-use service_rig::{Reply, TestService, default_service, sse_events};
+use service_rig::{Reply, TestService, config, default_service, service, sse_events};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -47,11 +47,25 @@ const ERROR_CODES: &[&str] = &[
     "internal",
 ];
 
-/// Never a 5xx; a 200 of the route's success shape or a 4xx of the JSON error shape.
+/// Never a 5xx; a 200 of the route's success shape or a 4xx of the JSON error shape; every
+/// answer with the API's security headers.
 fn check_contract(method: &Method, path: &str, r: &Reply) -> Result<(), TestCaseError> {
     let status = r.status.as_u16();
     let body = String::from_utf8_lossy(&r.body);
     prop_assert!(status < 500, "{method} {path}: {status} {body}");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("cache-control", "no-store"),
+    ] {
+        prop_assert_eq!(
+            r.headers.get(name).and_then(|v| v.to_str().ok()),
+            Some(value),
+            "{} {}: {}",
+            method,
+            path,
+            name
+        );
+    }
     let request_id = r
         .headers
         .get("x-request-id")
@@ -90,6 +104,9 @@ fn check_contract(method: &Method, path: &str, r: &Reply) -> Result<(), TestCase
     prop_assert!(ERROR_CODES.contains(&code), "code {code}");
     prop_assert_eq!(status_for_code(code), status, "{}", body);
     prop_assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+    // Messages quote input (a value, a path): never more than the cap, plus its `…`.
+    let chars = e["message"].as_str().unwrap().chars().count();
+    prop_assert!(chars <= MAX_MESSAGE_CHARS + 1, "{chars} characters: {body}");
     prop_assert_eq!(e["requestId"].as_str(), Some(request_id));
     Ok(())
 }
@@ -283,7 +300,13 @@ fn mutation() -> impl Strategy<Value = Mutation> {
         (index.clone(), json_value()).prop_map(|(i, v)| Mutation::Role(i, v)),
         (
             index.clone(),
-            prop_oneof![Just(json!("User")), Just(json!("system")), Just(json!(""))]
+            prop_oneof![
+                Just(json!("User")),
+                Just(json!("system")),
+                Just(json!("")),
+                // Echoed back by the decoder's "unknown variant" message.
+                "\\PC{150,600}".prop_map(Value::String),
+            ]
         )
             .prop_map(|(i, v)| Mutation::Role(i, v)),
         (index.clone(), json_value()).prop_map(|(i, v)| Mutation::Content(i, v)),
@@ -586,7 +609,7 @@ async fn an_oversized_header_is_refused_quickly() {
     for (size, expect_ok) in [(MAX_HEADER_BYTES / 2, true), (100_000, false)] {
         let (mut rx, mut tx) = TcpStream::connect(server.addr).await.unwrap().into_split();
         let head = format!(
-            "GET /api/health HTTP/1.1\r\nhost: x\r\nx-big: {}\r\nconnection: close\r\n\r\n",
+            "GET /api/health HTTP/1.1\r\nhost: localhost\r\nx-big: {}\r\nconnection: close\r\n\r\n",
             "a".repeat(size)
         );
         // The server may stop reading (and close) before all of it is written.
@@ -706,12 +729,13 @@ async fn wrong_methods_get_405_in_the_error_shape() {
     assert!(server.stop(Duration::from_secs(3)).await.is_some());
 }
 
-/// Writes `bytes` one per second until the server closes the connection; returns what the
+/// Writes `bytes` one every `every` until the server closes the connection; returns what the
 /// server sent and when it closed (from the first byte).
 async fn dribble(
     addr: std::net::SocketAddr,
     head: Option<&str>,
     bytes: &'static [u8],
+    every: Duration,
     limit: Duration,
 ) -> (Vec<u8>, Option<Duration>) {
     let (mut rx, mut tx) = TcpStream::connect(addr).await.unwrap().into_split();
@@ -723,7 +747,7 @@ async fn dribble(
             if tx.write_all(std::slice::from_ref(b)).await.is_err() {
                 break;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(every).await;
         }
     });
     let got = read_until_closed(&mut rx, limit).await;
@@ -731,14 +755,35 @@ async fn dribble(
     got
 }
 
-/// Slow clients, all at once against one server (each bound is 10 s; together they take ~11 s):
+/// Slow clients, all at once against one server run with 1 s read timeouts (the defaults are
+/// 10 s: the same code, ten times the wait):
 /// - one that connects and sends nothing,
-/// - one that sends its request head a byte per second (slowloris),
-/// - one whose head is complete but whose body comes a byte per second.
+/// - one that sends its request head a byte every 250 ms (slowloris),
+/// - one whose head is complete but whose body comes a byte every 250 ms.
+///
+/// The trickling clients are never silent for as long as the timeout, so only a deadline on the
+/// whole head or body can cut them off.
 #[tokio::test]
 async fn slow_clients_are_cut_off_by_the_read_timeouts() {
-    let (svc, server) = local_host().await;
-    let limit = HEADER_READ_TIMEOUT + Duration::from_secs(5);
+    let defaults = ServiceConfig::defaults().body_read_timeout();
+    assert_eq!(defaults, Duration::from_secs(10), "default body timeout");
+    let header_default = LocalLimits::default().header_read_timeout();
+    assert_eq!(
+        header_default,
+        Duration::from_secs(10),
+        "default header timeout"
+    );
+
+    let timeout = Duration::from_secs(1);
+    let every = Duration::from_millis(250);
+    let mut c = config();
+    c.body_read_timeout_ms = timeout.as_millis() as u64;
+    let svc = service(c, OfflineConfig::default()).await;
+    let limits = LocalLimits {
+        header_read_timeout_ms: timeout.as_millis() as u64,
+    };
+    let server = LocalServer::start_with("127.0.0.1:0", svc.router.clone(), limits).await;
+    let limit = timeout + Duration::from_secs(5);
     let idle = async {
         let (mut rx, tx) = TcpStream::connect(server.addr).await.unwrap().into_split();
         let got = read_until_closed(&mut rx, limit).await;
@@ -748,16 +793,12 @@ async fn slow_clients_are_cut_off_by_the_read_timeouts() {
     let slow_head = dribble(
         server.addr,
         None,
-        b"POST /api/chat HTTP/1.1\r\nhost: x\r\nx-slow: ",
+        b"POST /api/chat HTTP/1.1\r\nhost: localhost\r\nx-slow: ",
+        every,
         limit,
     );
-    let body_head = "POST /api/chat HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"messages\":";
-    let slow_body = dribble(
-        server.addr,
-        Some(body_head),
-        b" ",
-        BODY_READ_TIMEOUT + Duration::from_secs(5),
-    );
+    let body_head = "POST /api/chat HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{\"messages\":";
+    let slow_body = dribble(server.addr, Some(body_head), b" ", every, limit);
     let ((idle_raw, idle_closed), (head_raw, head_closed), (body_raw, body_closed)) =
         tokio::join!(idle, slow_head, slow_body);
 
@@ -771,33 +812,39 @@ async fn slow_clients_are_cut_off_by_the_read_timeouts() {
             status_line(raw)
         );
     }
-    let bound = |what: &str, closed: Option<Duration>, timeout: Duration| {
+    // Timers do not fire early; the slow head's starts at its second byte (hyper's timer
+    // starts once it has told HTTP/1 from HTTP/2), so it may take one `every` more.
+    let bound = |what: &str, closed: Option<Duration>| {
         let took = closed.unwrap_or_else(|| panic!("{what}: still open after {limit:?}"));
         assert!(
-            took >= timeout.saturating_sub(Duration::from_secs(1))
-                && took <= timeout + Duration::from_secs(3),
+            took >= timeout - Duration::from_millis(100)
+                && took <= timeout + every + Duration::from_millis(750),
             "{what}: closed after {took:?}, the bound is {timeout:?}"
         );
     };
-    bound("idle connection", idle_closed, HEADER_READ_TIMEOUT);
+    bound("idle connection", idle_closed);
     let line = status_line(&idle_raw);
     assert!(
         idle_raw.is_empty() || line.starts_with("HTTP/1.1 408"),
         "{line}"
     );
-    bound("slow request head", head_closed, HEADER_READ_TIMEOUT);
+    bound("slow request head", head_closed);
     let line = status_line(&head_raw);
     assert!(
         head_raw.is_empty() || line.starts_with("HTTP/1.1 408"),
         "{line}"
     );
 
-    bound("slow body", body_closed, BODY_READ_TIMEOUT);
+    bound("slow body", body_closed);
     let text = String::from_utf8_lossy(&body_raw);
     assert!(status_line(&body_raw).starts_with("HTTP/1.1 400"), "{text}");
     let json = text.split("\r\n\r\n").nth(1).unwrap_or_default();
     let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(v["error"]["code"], "invalid_request", "{v}");
+    assert_eq!(
+        v["error"]["message"], "the body did not arrive within 1 s",
+        "{v}"
+    );
     // The body's request reached the API: it left its evidence, as a client error.
     let docs = svc.emf_docs();
     assert_eq!(docs.len(), 1, "{docs:?}");
@@ -806,4 +853,73 @@ async fn slow_clients_are_cut_off_by_the_read_timeouts() {
         (Some(400), Some(0))
     );
     assert!(server.stop(Duration::from_secs(3)).await.is_some());
+}
+
+/// Error messages that quote the client's input — a path, a method, a JSON value, a field
+/// name, a variant name — are cut to the cap, on a character boundary, with `…`.
+#[tokio::test]
+async fn messages_that_echo_input_are_capped() {
+    let mut c = config();
+    c.allow_variant_choice = true;
+    let svc = service(c, OfflineConfig::default()).await;
+    let long = "é".repeat(5_000);
+    let send = |method: &str, path: String, body: String| {
+        Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let role = json!({"messages": [{"role": long, "content": "hi"}]}).to_string();
+    let field = format!("{{\"messages\": [], \"{}\": 1}}", "f".repeat(5_000));
+    let variant =
+        json!({"messages": [{"role": "user", "content": "hi"}], "variant": long}).to_string();
+    let messages = json!({ "messages": long }).to_string();
+    let cases = [
+        (
+            send("GET", format!("/api/{}", "p".repeat(5_000)), String::new()),
+            404,
+            "no route for /api/ppp",
+        ),
+        (
+            send(&"M".repeat(5_000), "/api/chat".into(), String::new()),
+            405,
+            "method MMM",
+        ),
+        (
+            send("POST", "/api/chat".into(), role),
+            400,
+            "messages[0].role: unknown variant `ééé",
+        ),
+        (
+            send("POST", "/api/chat".into(), field),
+            400,
+            // The path names the unknown key, then the message does again.
+            "fffff",
+        ),
+        (
+            send("POST", "/api/chat/stream".into(), variant),
+            400,
+            "variant: unknown variant \"ééé",
+        ),
+        (
+            send("POST", "/api/chat".into(), messages),
+            400,
+            "messages: invalid type: string \"ééé",
+        ),
+    ];
+    for (req, status, starts) in cases {
+        let r = svc.send(req).await;
+        assert_eq!(r.status.as_u16(), status, "{starts}");
+        r.error_code();
+        let message = r.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with(starts), "{message}");
+        assert_eq!(
+            message.chars().count(),
+            MAX_MESSAGE_CHARS + 1,
+            "cut to the cap: {message}"
+        );
+        assert!(message.ends_with('…'), "{message}");
+    }
 }

@@ -422,3 +422,34 @@ async fn prompt_cache_tokens_reach_every_signal() {
         assert_eq!(got, model.normalize(), "{summary}");
     }
 }
+
+/// A trace exporter that cannot start — an address that is not one, a host name that does not
+/// resolve — costs the traces, not the function: init succeeds with one WARN line saying so,
+/// and invocations are answered with their log line and EMF document.
+#[tokio::test]
+async fn an_exporter_that_cannot_start_is_a_warning_not_an_init_error() {
+    for address in ["not-an-address", "no-such-daemon.invalid:2000"] {
+        let rig = rig(&[("AWS_XRAY_DAEMON_ADDRESS", address)]).await;
+        let (inv, _) = invoke(&rig, post("/api/chat", &chat_body("traced or not")), true).await;
+        let r = inv
+            .http_response()
+            .unwrap_or_else(|e| panic!("{address}: not answered: {e:?}"));
+        assert_eq!(r.status, 200, "{address}");
+        evidence(&rig, &inv.request_id).await;
+        let warnings: Vec<Value> = rig
+            .emulator
+            .lines()
+            .into_iter()
+            .filter_map(|l| l.json)
+            .filter(|j| j["level"] == "WARN")
+            .collect();
+        assert_eq!(warnings.len(), 1, "{address}: {warnings:?}");
+        let w = &warnings[0];
+        assert!(w["message"].as_str().unwrap().contains("X-Ray"), "{w}");
+        assert!(w["error"].as_str().unwrap().contains(address), "{w}");
+        assert!(
+            rig.daemon.collect(Duration::from_millis(300)).is_empty(),
+            "no traces"
+        );
+    }
+}

@@ -17,6 +17,7 @@ use service_rig::{chat_body, sse_events};
 
 async fn streaming_function(
     offline: OfflineConfig,
+    extra: &[(&str, &str)],
 ) -> (Emulator, xray::Daemon, offline::OfflineServer) {
     let model = offline::spawn(offline, "127.0.0.1:0".parse().unwrap())
         .await
@@ -24,21 +25,26 @@ async fn streaming_function(
     let daemon = xray::Daemon::bind();
     let endpoint = model.endpoint_url();
     let daemon_addr = daemon.address();
-    let env = [
+    let mut env = vec![
         ("CHATBOT_LAMBDA_MODE", "streaming"),
         ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint.as_str()),
         ("AWS_XRAY_DAEMON_ADDRESS", daemon_addr.as_str()),
         ("CHATBOT_ATTEMPT_TIMEOUT_MS", "2000"),
         ("CHATBOT_MODEL_TIMEOUT_MS", "4000"),
     ];
+    env.extend_from_slice(extra);
     let emulator = Emulator::start(env!("CARGO_BIN_EXE_bootstrap"), &env).await;
     (emulator, daemon, model)
 }
 
 fn post(body: &str) -> Value {
+    post_to("/api/chat/stream", body)
+}
+
+fn post_to(path: &str, body: &str) -> Value {
     function_url(
         "POST",
-        "/api/chat/stream",
+        path,
         &[("content-type", "application/json")],
         Some(body),
     )
@@ -47,10 +53,13 @@ fn post(body: &str) -> Value {
 #[tokio::test]
 async fn a_streamed_reply_arrives_in_chunks_with_its_telemetry() {
     // 50 tokens/s: a ~50-word reply takes about a second, so chunks are spread in time.
-    let (emulator, daemon, _model) = streaming_function(OfflineConfig {
-        tokens_per_sec: 50.0,
-        ..OfflineConfig::default()
-    })
+    let (emulator, daemon, _model) = streaming_function(
+        OfflineConfig {
+            tokens_per_sec: 50.0,
+            ..OfflineConfig::default()
+        },
+        &[],
+    )
     .await;
     let trace = xray_trace_header(true);
     let inv = emulator
@@ -150,7 +159,7 @@ async fn a_streamed_reply_arrives_in_chunks_with_its_telemetry() {
 
 #[tokio::test]
 async fn errors_in_streaming_mode_keep_their_bodies() {
-    let (emulator, _daemon, _model) = streaming_function(OfflineConfig::default()).await;
+    let (emulator, _daemon, _model) = streaming_function(OfflineConfig::default(), &[]).await;
     // Before the stream: a JSON error with its status (streaming hosts once lost such bodies).
     let inv = emulator.invoke(post(&chat_body("#fault=throttle"))).await;
     let reply = inv.http_response().unwrap();
@@ -170,4 +179,103 @@ async fn errors_in_streaming_mode_keep_their_bodies() {
     let events = sse_events(&reply.text());
     assert_eq!(events.last().unwrap().0, "error");
     assert_eq!(events.last().unwrap().1["code"], "model_error");
+}
+
+/// A panic in the streamed body after `meta` and a `delta` were sent (the diagnostic route):
+/// the stream ends with an `error` event, the invocation is not failed, the request is the
+/// service's failure in every signal — and the process goes on serving.
+#[tokio::test]
+async fn a_panic_mid_stream_is_an_error_event_an_error_and_a_fault() {
+    let (emulator, daemon, _model) = streaming_function(
+        OfflineConfig::default(),
+        &[("CHATBOT_DIAGNOSTIC_ROUTES", "true")],
+    )
+    .await;
+    let trace = xray_trace_header(true);
+    let inv = emulator
+        .invoke_with(
+            post_to("/api/_diag/panic-midstream", "{}"),
+            InvokeOptions {
+                trace_id: Some(trace.clone()),
+                ..InvokeOptions::default()
+            },
+        )
+        .await;
+    let Outcome::Streamed {
+        prelude,
+        chunks,
+        error,
+    } = &inv.outcome
+    else {
+        panic!("expected a streamed response, got {:?}", inv.outcome);
+    };
+    assert!(
+        error.is_none(),
+        "the invocation itself succeeded: {error:?}"
+    );
+    assert_eq!(prelude["statusCode"], 200);
+    assert_eq!(prelude["headers"]["cache-control"], "no-store");
+    let body: String = chunks
+        .iter()
+        .map(|(_, b)| String::from_utf8_lossy(b).into_owned())
+        .collect();
+    let events = sse_events(&body);
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names, ["meta", "delta", "error"], "{body}");
+    assert_eq!(events[2].1["code"], "internal");
+    assert_eq!(events[2].1["requestId"], inv.request_id);
+
+    let rid = inv.request_id.clone();
+    let found = emulator
+        .wait_for_stdout(
+            |l| {
+                l.json
+                    .as_ref()
+                    .is_some_and(|j| j["requestId"] == rid && j.get("_aws").is_some())
+            },
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("EMF document");
+    let doc = found.json.unwrap();
+    emf::validate(&doc).unwrap();
+    assert_eq!(doc["Errors"], 1, "{doc}");
+    assert_eq!(doc["statusCode"], 500, "{doc}");
+    assert_eq!(doc["errorCode"], "internal", "{doc}");
+    assert!(
+        doc.get("clientAborted").is_none(),
+        "not a client abort: {doc}"
+    );
+    let lines: Vec<Value> = emulator
+        .lines()
+        .into_iter()
+        .filter_map(|l| l.json)
+        .filter(|j| j["requestId"] == rid)
+        .collect();
+    let summaries: Vec<&Value> = lines
+        .iter()
+        .filter(|j| j["message"] == "request completed")
+        .collect();
+    assert_eq!(summaries.len(), 1);
+    let s = summaries[0];
+    assert_eq!(s["level"], "ERROR", "{s}");
+    assert_eq!(s["errorCode"], "internal", "{s}");
+    assert_eq!(s["effectiveStatus"], 500, "{s}");
+    assert_eq!(s["clientAborted"], false, "{s}");
+    assert_eq!(
+        lines.iter().filter(|j| j["message"] == "panic").count(),
+        1,
+        "the panic line, with the request id"
+    );
+
+    let root = trace.split(';').next().unwrap().trim_start_matches("Root=");
+    let nodes = xray::check_trace(&daemon.collect(Duration::from_millis(300)), root).unwrap();
+    let segment = nodes.iter().find(|n| n["type"] != "subsegment").unwrap();
+    assert_eq!(segment["fault"], true, "{segment}");
+    assert_eq!(segment["annotations"]["error_code"], "internal");
+
+    // The same process answers the next invocation.
+    let next = emulator.invoke(post(&chat_body("still here"))).await;
+    let reply = next.http_response().unwrap();
+    assert_eq!(sse_events(&reply.text()).last().unwrap().0, "done");
 }

@@ -1,10 +1,12 @@
 //! The real local host (`chatbot_service::hosts::local::serve_until`: hyper's connection loop with its
-//! header-size and header-read bounds) on an ephemeral loopback port, stoppable by a test.
+//! header-size and header-read bounds, and its Host check on loopback) on an ephemeral port,
+//! stoppable by a test.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use chatbot_service::hosts::local::LocalLimits;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -16,17 +18,26 @@ pub struct LocalServer {
 }
 
 impl LocalServer {
+    /// On loopback (as `chatbot serve` runs by default), with the default limits.
     pub async fn start(router: Router) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        Self::start_with("127.0.0.1:0", router, LocalLimits::default()).await
+    }
+
+    /// On `bind` (an ephemeral port of it), with `limits`.
+    pub async fn start_with(bind: &str, router: Router, limits: LocalLimits) -> Self {
+        let listener = TcpListener::bind(bind).await.unwrap();
+        let mut addr = listener.local_addr().unwrap();
+        if addr.ip().is_unspecified() {
+            // Bound to every interface: reach it through loopback.
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(chatbot_service::hosts::local::serve_until(
-            listener,
-            router,
-            async move {
+        let task = tokio::spawn(async move {
+            chatbot_service::hosts::local::serve_until(listener, router, &limits, async move {
                 let _ = stopped.await;
-            },
-        ));
+            })
+            .await
+        });
         LocalServer { addr, stop, task }
     }
 

@@ -3,12 +3,14 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::api;
 use crate::budget::Budgets;
@@ -108,13 +110,19 @@ impl AppState {
 }
 
 /// Every route of the API with its layers, outermost first: telemetry (so even a panic or a
-/// CORS preflight leaves its evidence), panic → 500, the origin check (requests that skipped
-/// CloudFront), CORS, body size limit. (The body read deadline is the chat extractor's,
-/// `crate::request`.)
+/// CORS preflight leaves its evidence), the response headers every API answer carries, a panic
+/// in a response body → an `error` event (`crate::body_panic`), a panic in a handler → 500, a
+/// host's refusal ([`Misdirected`]), the origin check (requests that skipped CloudFront), CORS,
+/// body size limit. (The body read deadline is the chat extractor's, `crate::request`.)
 pub fn app(state: AppState) -> Router {
     let mut router = Router::new();
     if state.config().diagnostic_routes {
-        router = router.route("/api/_diag/panic", post(api::diagnostic::panic));
+        router = router
+            .route("/api/_diag/panic", post(api::diagnostic::panic))
+            .route(
+                "/api/_diag/panic-midstream",
+                post(api::diagnostic::panic_midstream),
+            );
     }
     router
         .route("/api/chat", post(api::chat::chat))
@@ -132,9 +140,37 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             crate::origin::require_origin_secret,
         ))
+        .layer(axum::middleware::from_fn(refuse_misdirected))
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(axum::middleware::from_fn(
+            crate::body_panic::catch_body_panic,
+        ))
+        // On every API answer, errors and streams included: never sniff a JSON error into
+        // HTML, never keep a reply (private text) in a browser's or a proxy's cache.
+        // Overriding: axum's SSE sets `no-cache`, which still allows storing.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(TelemetryLayer::new(state.telemetry().clone()))
         .with_state(state)
+}
+
+/// A host's refusal of a request for a reason of its transport, put on the request by the host
+/// (today only the local host's DNS-rebinding check, `crate::hosts::local`). The router answers
+/// it, inside the telemetry layer, so a refused request leaves its evidence like any other.
+#[derive(Debug, Clone, Copy)]
+pub struct Misdirected;
+
+async fn refuse_misdirected(req: Request, next: Next) -> Response {
+    if req.extensions().get::<Misdirected>().is_some() {
+        return ApiError::MisdirectedRequest.into_response();
+    }
+    next.run(req).await
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send>) -> Response {

@@ -63,6 +63,11 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
+    /// Longest a client may take to send a whole chat request body (then 400). Matters on the
+    /// local server; in Lambda the body arrives inside the invocation event.
+    #[arg(long, env = "CHATBOT_BODY_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_read_timeout_ms: u64,
+
     /// TCP connect timeout to Bedrock.
     #[arg(long, env = "CHATBOT_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
     pub connect_timeout_ms: u64,
@@ -330,6 +335,10 @@ impl ServiceConfig {
             "CHATBOT_CLIENT_DAILY_BUDGET_USD",
             self.client_daily_budget_usd.as_deref(),
         )
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
     }
 
     /// The defaults alone, ignoring the environment: a stable base for tests. They are the

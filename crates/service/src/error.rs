@@ -2,7 +2,9 @@
 //!
 //! Every failure a client can see is an [`ApiError`]; `IntoResponse` turns it into the contract's
 //! `{"error": {"code", "message", "requestId"}}` body with the matching status. Every code's
-//! wire name, status and fault live in one table, [`ErrorCode`].
+//! wire name, status and fault live in one table, [`ErrorCode`]. Messages may quote the client's
+//! input (a path, a method, a JSON value); [`ApiError::body`] caps every message at
+//! [`MAX_MESSAGE_CHARS`], so a huge input is never echoed back whole.
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,6 +14,10 @@ use serde::Serialize;
 use crate::budget::BudgetScope;
 use crate::model::ModelError;
 use crate::telemetry::context::RequestCtx;
+
+/// Longest error message sent (then cut on a character boundary, with `…`): messages quote
+/// client input, which may be 64 KiB long.
+pub const MAX_MESSAGE_CHARS: usize = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -43,6 +49,8 @@ pub enum ApiError {
     BudgetUnavailable,
     #[error("requests must come through the site")]
     Forbidden,
+    #[error("this server answers only to localhost; the Host header named another name")]
+    MisdirectedRequest,
     #[error("no such conversation: it was never started, has expired, or was deleted")]
     ConversationNotFound,
     #[error("another reply in this conversation is still being written; send this one after it")]
@@ -83,6 +91,7 @@ pub enum ErrorCode {
     BudgetExhausted,
     BudgetUnavailable,
     Forbidden,
+    MisdirectedRequest,
     ConversationNotFound,
     ConversationBusy,
     ConversationFull,
@@ -104,6 +113,7 @@ impl ErrorCode {
         ErrorCode::BudgetExhausted,
         ErrorCode::BudgetUnavailable,
         ErrorCode::Forbidden,
+        ErrorCode::MisdirectedRequest,
         ErrorCode::ConversationNotFound,
         ErrorCode::ConversationBusy,
         ErrorCode::ConversationFull,
@@ -129,6 +139,8 @@ impl ErrorCode {
             // Fail-closed when the store cannot be asked: the service's failure, alarmed.
             ErrorCode::BudgetUnavailable => ("budget_unavailable", 503, Service),
             ErrorCode::Forbidden => ("forbidden", 403, Client),
+            // The local host, bound to loopback, was reached under another name (DNS rebinding).
+            ErrorCode::MisdirectedRequest => ("misdirected_request", 421, Client),
             ErrorCode::ConversationNotFound => ("conversation_not_found", 404, Client),
             ErrorCode::ConversationBusy => ("conversation_busy", 409, Client),
             ErrorCode::ConversationFull => ("conversation_full", 409, Client),
@@ -182,6 +194,7 @@ impl ApiError {
             ApiError::BudgetExhausted { .. } => ErrorCode::BudgetExhausted,
             ApiError::BudgetUnavailable => ErrorCode::BudgetUnavailable,
             ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::MisdirectedRequest => ErrorCode::MisdirectedRequest,
             ApiError::ConversationNotFound => ErrorCode::ConversationNotFound,
             ApiError::ConversationBusy => ErrorCode::ConversationBusy,
             ApiError::ConversationFull { .. } => ErrorCode::ConversationFull,
@@ -189,11 +202,12 @@ impl ApiError {
         }
     }
 
-    /// The JSON body shared by plain responses and the SSE `error` event.
+    /// The JSON body shared by plain responses and the SSE `error` event: the one place every
+    /// message is rendered for a client, so the one place it is capped.
     pub fn body(&self, request_id: &str) -> ErrorBody {
         ErrorBody {
             code: self.code(),
-            message: self.to_string(),
+            message: crate::telemetry::truncate(&self.to_string(), MAX_MESSAGE_CHARS),
             request_id: request_id.to_owned(),
         }
     }

@@ -6,7 +6,8 @@
 //! - [`hosts`]: the two hosts — [`hosts::lambda`] (the Lambda runtime, buffered or streaming;
 //!   [`hosts::lambda::main`] is the whole `bootstrap` binary) and [`hosts::local`] (TCP + the
 //!   page). Both build the service with [`hosts::start`] and serve the same router.
-//! - [`app`]: `app(state) -> Router`, every route and layer; [`config`]: every setting.
+//! - [`app`]: `app(state) -> Router`, every route and layer; [`config`]: every setting;
+//!   [`body_panic`]: a panic in a streamed body still ends the reply with an `error` event.
 //! - [`request`] decodes the body, [`validation`] applies the rules, [`api`] holds the handlers.
 //! - [`origin`] refuses requests that skipped the site's CloudFront distribution.
 //! - [`conversations`] keeps conversations on the server: a `message` request gets its history,
@@ -28,6 +29,7 @@
 pub mod api;
 pub mod app;
 pub mod aws;
+pub mod body_panic;
 pub mod budget;
 pub mod config;
 pub mod conversations;

@@ -6,14 +6,12 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use serde::Deserialize;
 
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// Largest accepted request body. Checked on `Content-Length` before reading and enforced while
 /// reading (a chunked body has no length up front).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// Longest a client may take to send a whole request body (a slow body is cut off with a 400).
-pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The body of `POST /api/chat` and `POST /api/chat/stream`, as sent: either the whole
 /// conversation (`messages`, the client keeps the history) or one new `message` (the server
@@ -55,10 +53,10 @@ impl Role {
     }
 }
 
-impl<S: Send + Sync> FromRequest<S> for ChatRequestBody {
+impl FromRequest<AppState> for ChatRequestBody {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers().get(CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -73,13 +71,17 @@ impl<S: Send + Sync> FromRequest<S> for ChatRequestBody {
             });
         }
         // The router's DefaultBodyLimit stops reading past MAX_BODY_BYTES; the whole body must
-        // arrive within BODY_READ_TIMEOUT, so a client dribbling bytes cannot hold a request open.
-        let read = tokio::time::timeout(BODY_READ_TIMEOUT, Bytes::from_request(req, state));
+        // arrive within CHATBOT_BODY_READ_TIMEOUT_MS, so a client dribbling bytes cannot hold a
+        // request open.
+        let deadline = state.config().body_read_timeout();
+        let read = tokio::time::timeout(deadline, Bytes::from_request(req, state));
         let read = read.await.map_err(|_| {
-            ApiError::InvalidRequest(format!(
-                "the body did not arrive within {} s",
-                BODY_READ_TIMEOUT.as_secs()
-            ))
+            let ms = deadline.as_millis();
+            let limit = match ms % 1000 {
+                0 => format!("{} s", ms / 1000),
+                _ => format!("{ms} ms"),
+            };
+            ApiError::InvalidRequest(format!("the body did not arrive within {limit}"))
         })?;
         let bytes = read.map_err(|rejection| match rejection.status().as_u16() {
             413 => ApiError::PayloadTooLarge {

@@ -90,10 +90,19 @@ where
             .boxed()
     };
 
-    let (otel_layer, provider) = match &config.xray_daemon_address {
-        Some(addr) => {
-            let provider =
-                xray::tracer_provider(xray::daemon_address(addr)?, &config.service_name)?;
+    // Traces are evidence, not the service: an exporter that cannot start costs the traces
+    // (one warning, below), never the start-up — in Lambda an init error fails every request.
+    let exporter = config.xray_daemon_address.as_deref().map(|addr| {
+        xray::daemon_address(addr)
+            .and_then(|daemon| xray::tracer_provider(daemon, &config.service_name))
+    });
+    let (exporter, exporter_failed) = match exporter {
+        Some(Ok(provider)) => (Some(provider), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let (otel_layer, provider) = match exporter {
+        Some(provider) => {
             use opentelemetry::trace::TracerProvider as _;
             let tracer = provider.tracer("chatbot");
             // Only our spans become segments: the runtime's own spans would start unrelated
@@ -112,6 +121,9 @@ where
         .try_init()
         .map_err(|e| format!("logging already initialised: {e}"))?;
     install_panic_hook();
+    if let Some(e) = exporter_failed {
+        tracing::warn!(error = %e, "X-Ray export is off: the exporter could not start; running without traces");
+    }
     Ok(TelemetryGuard { provider })
 }
 

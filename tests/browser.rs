@@ -119,6 +119,11 @@ async fn steps(page: &Page, server: &ChatServer, artifacts: &Path) {
         budget_refusal_is_a_plain_notice(page),
     )
     .await;
+    timed(
+        "a guardrail block is a notice in the reply",
+        a_guardrail_block_is_a_notice(page),
+    )
+    .await;
 }
 
 async fn timed<T>(name: &str, step: impl Future<Output = T>) -> T {
@@ -505,6 +510,87 @@ async fn budget_refusal_is_a_plain_notice(page: &Page) {
         "no Retry: it would not help"
     );
     assert!(page.enabled("input").await);
+}
+
+/// With a guardrail, a blocked turn is a `200` whose reply is the guardrail's message: the page
+/// shows it in the reply, set apart and explained, with no error banner and no Retry, and (with
+/// memory) never as kept — the server does not store it.
+async fn a_guardrail_block_is_a_notice(page: &Page) {
+    const BLOCKED_MESSAGE: &str = "Sorry, the model cannot answer this question.";
+    let mut config = chatbot_service::config::ServiceConfig::defaults();
+    config.guardrail_id = Some("pageguard1".into());
+    let offline = bedrock_offline::OfflineConfig {
+        guardrail_blocked_words: vec!["kraken".into()],
+        guardrail_blocked_output_words: vec!["squid".into()],
+        ..Default::default()
+    };
+    let guarded = ChatServer::start_with_offline(config, offline).await;
+    let page = Page::new(page.client().clone(), &guarded.url);
+    page.open().await;
+    let reply_js = |what: &str| {
+        format!(
+            "const a = document.querySelectorAll('#messages .message.assistant'); \
+             const el = a[a.length - 1]; return {what};"
+        )
+    };
+
+    // The input: the model never runs.
+    page.send_with_enter("Tell me about the kraken").await;
+    let reply = page.wait_reply_finished(1, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"));
+    assert_eq!(reply.text, BLOCKED_MESSAGE);
+    assert_eq!(
+        page.js(&reply_js("el.dataset.guardrail")).await,
+        "input_blocked"
+    );
+    assert_eq!(
+        page.js(&reply_js("el.querySelector('.message-status').textContent"))
+            .await,
+        "The content filter blocked this message; it was not sent to the model. \
+         Not saved: the model won't see this exchange."
+    );
+    assert!(!page.displayed("error").await, "a notice, not an error");
+    assert_eq!(page.js(&reply_js("el.dataset.stored")).await, "false");
+    assert_eq!(
+        page.kept_conversation_id().await,
+        None,
+        "a blocked first turn starts no conversation"
+    );
+    // Set apart from the model's words.
+    let style = page
+        .js(&reply_js(
+            "getComputedStyle(el.querySelector('.message-text')).fontStyle",
+        ))
+        .await;
+    assert_eq!(style, "italic");
+    // Its cost is still shown: blocked input bills the guardrail's text units.
+    let footer = reply.footer.expect("a footer");
+    assert_eq!(footer.output_tokens, "0");
+    assert!(footer.cost_usd.parse::<f64>().unwrap() > 0.0, "{footer:?}");
+
+    // The output: cut off where the blocked word appears.
+    page.send_with_enter("Please say squid for me").await;
+    let reply = page.wait_reply_finished(2, REPLY_TIMEOUT).await;
+    assert_eq!(reply.state.as_deref(), Some("done"));
+    assert!(reply.text.ends_with(BLOCKED_MESSAGE), "{}", reply.text);
+    assert!(!reply.text.contains("squid"), "{}", reply.text);
+    assert_eq!(
+        page.js(&reply_js("el.dataset.guardrail")).await,
+        "output_blocked"
+    );
+    assert!(!page.displayed("error").await);
+
+    // An ordinary reply afterwards is not marked.
+    page.send_with_enter("Hello there").await;
+    page.wait_reply_finished(3, REPLY_TIMEOUT).await;
+    assert_eq!(
+        page.js(&reply_js("el.dataset.guardrail ?? null")).await,
+        Value::Null
+    );
+    assert!(
+        page.kept_conversation_id().await.is_some(),
+        "a stored turn keeps one"
+    );
 }
 
 // ---- 3. stop ------------------------------------------------------------------------------

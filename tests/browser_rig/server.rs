@@ -32,10 +32,16 @@ impl ChatServer {
 
     /// The same with another service configuration (e.g. a budget).
     pub async fn start_with(config: ServiceConfig) -> Self {
+        Self::start_with_offline(config, OfflineConfig::default()).await
+    }
+
+    /// The same with the offline model configured too (e.g. its simulated guardrail); its pace
+    /// is always the one above.
+    pub async fn start_with_offline(config: ServiceConfig, offline: OfflineConfig) -> Self {
         let offline = OfflineConfig {
             ttft_ms: 200,
             tokens_per_sec: TOKENS_PER_SEC,
-            ..OfflineConfig::default()
+            ..offline
         };
         let svc = service_rig::service(config, offline).await;
         let frontend = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("frontend");

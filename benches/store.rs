@@ -94,7 +94,7 @@ async fn measure_turns(store: &Store, n: usize) -> (f64, f64) {
         store
             .append_turn(&append(Some((head, "lease"))))
             .await
-            .unwrap();
+            .unwrap_or_else(|e| panic!("conversation {i}: storing turn 6 after {head:?}: {e:?}"));
         if i >= n / 10 {
             times.push(t.elapsed());
         }
@@ -140,7 +140,11 @@ fn main() {
             chatbot_service::aws::sdk_config(&chatbot_service::config::ServiceConfig::defaults())
                 .await;
         let store = Store::Dynamo(DynamoStore::new(
-            dynamo::client(&shared, Duration::from_secs(2)),
+            // Generous: with the service's 2 s (1 s per attempt), a moto stall on this busy
+            // machine lets the SDK retry a transaction moto already applied, and moto ignores the
+            // retry's idempotency token (its code never reads ClientRequestToken; DynamoDB
+            // honours it), so the retry fails as a Conflict. This measures latency only.
+            dynamo::client(&shared, Duration::from_secs(20)),
             "bench".into(),
         ));
         for counters in [1, 2] {

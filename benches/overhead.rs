@@ -114,7 +114,8 @@ fn main() {
     let one_call = || {
         let (model, model_id, req) = (model.clone(), model_id.clone(), req.clone());
         async move {
-            model.converse(&model_id, &req).await.unwrap();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(25);
+            model.converse(&model_id, &req, deadline).await.unwrap();
         }
     };
 

@@ -5,7 +5,9 @@
 // in at package time (a string that is only a placeholder of a number becomes that number, for
 // annotation values). What is known only at deploy time — `${AWS::Region}`,
 // `${AWS::AccountId}`, `${AWS::Partition}`, `${HttpApi}` — is left to Fn::Sub. Any other
-// placeholder fails the package, so a typo never reaches a deployed dashboard. One value is
+// placeholder fails the package, so a typo never reaches a deployed dashboard, except
+// `${!Name}`: Fn::Sub's escape for a literal `${Name}`, which CloudWatch reads as a dynamic
+// label (`${!LABEL}` becomes `${LABEL}`, each series' own name). One value is
 // derived rather than configured: `BudgetAlarmUsd`, the daily budget at the alarm's percentage
 // (the daily-budget alarm's line on the spend widget).
 //
@@ -29,6 +31,7 @@ function fill(value, vars) {
     return Number(vars[whole[1]]);
   }
   return value.replace(PLACEHOLDER, (match, name) => {
+    if (name.startsWith('!')) return match;
     if (Object.hasOwn(vars, name)) return String(vars[name]);
     if (DEPLOY_TIME.has(name)) return match;
     throw new Error(`dashboards/chatbot.json: unknown placeholder ${match}`);

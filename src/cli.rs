@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use bedrock_offline::{OfflineConfig, OfflineServer};
-use chatbot_cost::report::{EXIT_NO_DATA, ReportError};
 use chatbot_service::config::ServiceConfig;
 use chatbot_service::hosts::lambda::LambdaArgs;
 use chatbot_service::hosts::{self, ModelEndpoint, local};
@@ -140,15 +139,9 @@ pub fn main() -> ExitCode {
 }
 
 async fn cost_report(args: chatbot_cost::report::ReportArgs) -> Result<(), Failure> {
-    chatbot_cost::report::report(args).await.map_err(|e| {
-        let status = match e {
-            ReportError::NoData { .. } => EXIT_NO_DATA,
-            _ => 1,
-        };
-        Failure {
-            message: e.to_string(),
-            status,
-        }
+    chatbot_cost::report::run(args).await.map_err(|e| Failure {
+        message: e.to_string(),
+        status: e.exit_status(),
     })
 }
 

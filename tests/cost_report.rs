@@ -1,13 +1,20 @@
 //! `chatbot cost-report` and `chatbot cost-estimate` as a user runs them: the compiled binary as a
 //! subprocess, against a moto server on loopback seeded through the real AWS SDK with the
-//! metrics and summary log lines the function emits.
+//! metrics and summary log lines the function emits (and, for `--reconcile`, Bedrock's own
+//! token metrics). The estimate's log-bytes default is checked against the real service's
+//! output, in process.
 
+mod evidence;
 mod moto_rig;
+mod service_rig;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
 use serde_json::Value;
 
 use moto_rig::cli::{TEST_AWS, chatbot};
@@ -18,6 +25,10 @@ const SERVICE: &str = "chatbot-test";
 const MICRO: &str = "us.amazon.nova-micro-v1:0";
 const LITE: &str = "us.amazon.nova-lite-v1:0";
 const HAIKU: &str = "us.anthropic.claude-3-5-haiku-20241022-v1:0";
+const PRO: &str = "us.amazon.nova-pro-v1:0";
+/// A model the price table does not know: its requests' cost is unknown.
+const UNPRICED: &str = "meta.llama-new-v1:0";
+const LOG_GROUP: &str = "/aws/lambda/chatbot-test-api";
 const MIN: i64 = 60;
 const HOUR: i64 = 3_600;
 
@@ -45,6 +56,7 @@ fn req(at: i64, model: Option<&'static str>, input: u64, output: u64, cost: f64)
         output,
         cost,
         error: false,
+        cost_unknown: false,
     }
 }
 
@@ -177,27 +189,31 @@ async fn report_figures_equal_the_seeded_sums() {
         assert_eq!(text(&row["usdPer1kTokens"]).unwrap(), per_1k, "{row}");
         // 4 hours of data: 30 days is 180 windows.
         assert_eq!(text(&row["projected30dUsd"]).unwrap(), projection, "{row}");
-        assert_eq!(num(&row["costUnknownRequests"]).unwrap(), unknown, "{row}");
+        // "-": not counted (no --log-group).
+        match unknown {
+            "-" => assert!(row["costUnknownRequests"].is_null(), "{row}"),
+            n => assert_eq!(num(&row["costUnknownRequests"]).unwrap(), n, "{row}"),
+        }
     };
     // Haiku: 1 request, $0.00144; per 1K tokens 0.00144 × 1000 / 1000; × 180 = 0.2592.
     expect(
         &rows[0],
         [
-            "1", "0", "800", "200", "0.00144", "0.00144", "0.00144", "0.2592", "0",
+            "1", "0", "800", "200", "0.00144", "0.00144", "0.00144", "0.2592", "-",
         ],
     );
     // Lite: $0.000144 + $0.00018 = $0.000324; / 2 = 0.000162; × 1000 / 3000 = 0.000108.
     expect(
         &rows[1],
         [
-            "2", "1", "2200", "800", "0.000324", "0.000162", "0.000108", "0.05832", "0",
+            "2", "1", "2200", "800", "0.000324", "0.000162", "0.000108", "0.05832", "-",
         ],
     );
     // Micro: 3 × $0.000056.
     expect(
         &rows[2],
         [
-            "3", "0", "2400", "600", "0.000168", "0.000056", "0.000056", "0.03024", "0",
+            "3", "0", "2400", "600", "0.000168", "0.000056", "0.000056", "0.03024", "-",
         ],
     );
     // No model: the service total minus the models: 2 × $0.0000012, no tokens.
@@ -212,7 +228,7 @@ async fn report_figures_equal_the_seeded_sums() {
             "0.0000012",
             "",
             "0.000432",
-            "0",
+            "-",
         ],
     );
     // Total: $0.0019344 / 8 = 0.0002418; × 1000 / 7000 = 0.000276342857… → 10 places.
@@ -227,13 +243,15 @@ async fn report_figures_equal_the_seeded_sums() {
             "0.0002418",
             "0.0002763429",
             "0.348192",
-            "0",
+            "-",
         ],
     );
-    // Progress went to stderr (piped here: plain lines), never into the JSON.
+    // 3 [Service] series (requests = Latency's sample count, errors, cost) + 3 model × variant
+    // pairs × 5 (the same and the tokens). Progress went to stderr (piped here: plain lines),
+    // never into the JSON.
     assert!(
         out.stderr
-            .contains("cost-report: reading 24 metric series from CloudWatch"),
+            .contains("cost-report: reading 18 metric series from CloudWatch"),
         "{}",
         out.stderr
     );
@@ -288,6 +306,10 @@ async fn report_figures_equal_the_seeded_sums() {
             "0.348192"
         ]
     );
+    assert!(
+        table.contains("Requests with an unknown cost (a model missing from the pricing table): count not available; pass --log-group"),
+        "{table}"
+    );
 
     // By variant: challenger = Lite + Haiku, control = Micro, the rest unassigned.
     let doc = ok_json(&report(
@@ -306,13 +328,13 @@ async fn report_figures_equal_the_seeded_sums() {
     expect(
         &rows[0],
         [
-            "3", "1", "3000", "1000", "0.001764", "0.000588", "0.000441", "0.31752", "0",
+            "3", "1", "3000", "1000", "0.001764", "0.000588", "0.000441", "0.31752", "-",
         ],
     );
     expect(
         &rows[1],
         [
-            "3", "0", "2400", "600", "0.000168", "0.000056", "0.000056", "0.03024", "0",
+            "3", "0", "2400", "600", "0.000168", "0.000056", "0.000056", "0.03024", "-",
         ],
     );
     assert_eq!(doc["total"]["costUsd"], "0.0019344");
@@ -337,31 +359,31 @@ async fn report_figures_equal_the_seeded_sums() {
     assert_eq!(
         lines[1],
         format!(
-            "{},5,0,2800,700,0.0016424,0.00032848,0.0004692571,1.182528,0",
+            "{},5,0,2800,700,0.0016424,0.00032848,0.0004692571,1.182528,",
             hour(0)
         )
     );
     assert_eq!(
         lines[2],
         format!(
-            "{},1,0,800,200,0.000056,0.000056,0.000056,0.04032,0",
+            "{},1,0,800,200,0.000056,0.000056,0.000056,0.04032,",
             hour(1)
         )
     );
     assert_eq!(
         lines[3],
         format!(
-            "{},1,0,800,200,0.000056,0.000056,0.000056,0.04032,0",
+            "{},1,0,800,200,0.000056,0.000056,0.000056,0.04032,",
             hour(2)
         )
     );
     assert_eq!(
         lines[4],
-        format!("{},1,1,1000,500,0.00018,0.00018,0.00012,0.1296,0", hour(3))
+        format!("{},1,1,1000,500,0.00018,0.00018,0.00012,0.1296,", hour(3))
     );
     assert_eq!(
         lines[5],
-        "TOTAL,8,1,5400,1600,0.0019344,0.0002418,0.0002763429,0.348192,0"
+        "TOTAL,8,1,5400,1600,0.0019344,0.0002418,0.0002763429,0.348192,"
     );
     assert_eq!(lines.len(), 7, "{}", out.stdout); // and the final CRLF
 
@@ -398,22 +420,33 @@ async fn report_figures_equal_the_seeded_sums() {
 
 /// A summary log line as the function writes it (serde_json writes small doubles as `5.6e-5`).
 fn summary_line(at_ms: i64, id: &str, model: &str, input: u64, output: u64, cost: f64) -> String {
+    summary_with(
+        at_ms,
+        id,
+        model,
+        serde_json::json!({"inputTokens": input, "outputTokens": output, "costUsd": cost}),
+    )
+}
+
+/// A summary line with `extra` fields (cost, tokens, `costUnknown`, cache tokens, …).
+fn summary_with(at_ms: i64, id: &str, model: &str, extra: Value) -> String {
     let ts = DateTime::from_millis(at_ms).fmt(Format::DateTime).unwrap();
-    serde_json::json!({
+    let mut line = serde_json::json!({
         "timestamp": ts,
         "level": "INFO",
         "message": "request completed",
         "route": "/api/chat",
         "status": 200,
         "modelId": model,
-        "inputTokens": input,
-        "outputTokens": output,
-        "costUsd": cost,
+        "variant": if model == MICRO { "control" } else { "challenger" },
         "service": SERVICE,
         "requestId": id,
         "xrayTraceId": format!("1-6880a1b2-{:0>24}", id.len()),
-    })
-    .to_string()
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        line[k] = v.clone();
+    }
+    line.to_string()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -570,7 +603,7 @@ async fn an_empty_window_says_no_data_and_exits_3() {
     assert_eq!(out.stdout, "", "nothing on stdout");
     assert!(
         out.stderr.contains(&format!(
-            "no data: no Requests metric for Service={SERVICE} in namespace ServerlessChatbot"
+            "no data: no Latency metric for Service={SERVICE} in namespace ServerlessChatbot"
         )),
         "{}",
         out.stderr
@@ -581,6 +614,406 @@ async fn an_empty_window_says_no_data_and_exits_3() {
         "{}",
         out.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cost_unknown_requests_are_counted_from_the_summary_lines() {
+    let moto = MotoStack::start().await;
+    let s = recent_window_start();
+    let config = seed::config(moto.endpoint()).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    // Two priced Nova Micro requests, one on a model with no price (no CostUSD metric).
+    let mut unpriced = req(s + 70 * MIN, Some(UNPRICED), 500, 100, 0.0);
+    unpriced.cost_unknown = true;
+    for r in [
+        req(s + 10 * MIN, Some(MICRO), 800, 200, 0.000056),
+        req(s + 20 * MIN, Some(MICRO), 800, 200, 0.000056),
+        unpriced,
+    ] {
+        seed::put_request(&cw, SERVICE, &r).await;
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let ms = |secs: i64| secs * 1000;
+    let unknown = |at: i64, id: &str| {
+        (
+            ms(at),
+            summary_with(
+                ms(at),
+                id,
+                UNPRICED,
+                serde_json::json!({"inputTokens": 500, "outputTokens": 100, "costUnknown": true}),
+            ),
+        )
+    };
+    seed::put_logs(
+        &logs,
+        LOG_GROUP,
+        &[
+            // Before the window: not counted.
+            unknown(s - HOUR, "req-old"),
+            (
+                ms(s + 10 * MIN),
+                summary_line(ms(s + 10 * MIN), "req-1", MICRO, 800, 200, 0.000056),
+            ),
+            (
+                ms(s + 20 * MIN),
+                summary_line(ms(s + 20 * MIN), "req-2", MICRO, 800, 200, 0.000056),
+            ),
+            unknown(s + 70 * MIN, "req-3"),
+            // The same request's EMF document, in the same log group: not a summary line.
+            (
+                ms(s + 70 * MIN),
+                serde_json::json!({
+                    "_aws": {"Timestamp": ms(s + 70 * MIN), "CloudWatchMetrics": []},
+                    "Service": SERVICE, "Model": UNPRICED, "Variant": "challenger",
+                    "requestId": "req-3", "costUnknown": true,
+                })
+                .to_string(),
+            ),
+        ],
+    )
+    .await;
+    let (start, end) = (rfc3339(s), rfc3339(s + 4 * HOUR));
+    let window = ["--start", start.as_str(), "--end", end.as_str()];
+    let with_logs = [&window[..], &["--log-group", LOG_GROUP, "--quiet"]].concat();
+
+    let doc = ok_json(&report(
+        &moto,
+        &[&with_logs[..], &["--format", "json"]].concat(),
+    ));
+    let rows = doc["rows"].as_array().unwrap();
+    let got: Vec<(&str, u64, &str, u64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap(),
+                r["requests"].as_u64().unwrap(),
+                r["costUsd"].as_str().unwrap(),
+                r["costUnknownRequests"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [(MICRO, 2, "0.000112", 0), (UNPRICED, 1, "0", 1)],
+        "{doc}"
+    );
+    assert_eq!(doc["total"]["requests"], 3);
+    assert_eq!(doc["total"]["inputTokens"], 2_100);
+    assert_eq!(doc["total"]["costUnknownRequests"], 1);
+    // Per request: over the priced requests only (none for the unpriced model).
+    assert!(rows[1]["usdPerRequest"].is_null(), "{doc}");
+    assert_eq!(doc["total"]["usdPerRequest"], "0.000056");
+
+    // The table warns; per hour, the request lands in its hour.
+    let out = report(&moto, &with_logs);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout
+            .contains("Warning: 1 request(s) used a model missing from the pricing table"),
+        "{}",
+        out.stdout
+    );
+    let out = report(
+        &moto,
+        &[&with_logs[..], &["--by", "hour", "--format", "csv"]].concat(),
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let unknown_per_hour: Vec<&str> = out
+        .stdout
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.rsplit(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        unknown_per_hour,
+        ["0", "1", "0", "0", "1"],
+        "{}",
+        out.stdout
+    );
+
+    // Without --log-group the count is not available (null), and the table says so.
+    let doc = ok_json(&report(
+        &moto,
+        &[&window[..], &["--format", "json", "--quiet"]].concat(),
+    ));
+    assert!(doc["total"]["costUnknownRequests"].is_null(), "{doc}");
+}
+
+/// Our metrics and Bedrock's for the reconcile tests, in the window [s, s + 4 h):
+/// - Nova Micro: ours 2,400 in / 600 out; Bedrock the same, and 1,000 cache-read / 500
+///   cache-write tokens, which our summary lines also report (600 + 400 read, 500 write);
+/// - Nova Lite: ours 2,200 / 800, Bedrock 2,000 / 800: input +10 %;
+/// - Nova Pro: ours 10,000 / 2,000 over two variants; Bedrock 7,000 / 1,500 standard and
+///   3,000 / 500 on the priority tier (`+priority`), folded: the same;
+/// - Titan embeddings: Bedrock only (another caller in the account).
+///
+/// Outside the window (must not count): a large Bedrock count before it.
+async fn seed_reconcile(moto: &MotoStack, s: i64) {
+    let config = seed::config(moto.endpoint()).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    let mut pro_b = req(s + 50 * MIN, Some(PRO), 4_000, 1_000, 0.0064);
+    pro_b.variant = Some("control");
+    for r in [
+        req(s + 10 * MIN, Some(MICRO), 800, 200, 0.000056),
+        req(s + 70 * MIN, Some(MICRO), 800, 200, 0.000056),
+        req(s + 130 * MIN, Some(MICRO), 800, 200, 0.000056),
+        req(s + 20 * MIN, Some(LITE), 1_200, 300, 0.000144),
+        req(s + 200 * MIN, Some(LITE), 1_000, 500, 0.00018),
+        req(s + 40 * MIN, Some(PRO), 6_000, 1_000, 0.008),
+        pro_b,
+        req(s + 45 * MIN, None, 0, 0, 0.0000012),
+    ] {
+        seed::put_request(&cw, SERVICE, &r).await;
+    }
+    let (input, output) = ("InputTokenCount", "OutputTokenCount");
+    let (read, write) = ("CacheReadInputTokenCount", "CacheWriteInputTokenCount");
+    // (model id, time, token counts)
+    type Published<'a> = (&'a str, i64, &'a [(&'a str, u64)]);
+    let bedrock: [Published; 8] = [
+        (
+            MICRO,
+            s + 10 * MIN,
+            &[(input, 800), (output, 200), (read, 600), (write, 500)],
+        ),
+        (
+            MICRO,
+            s + 70 * MIN,
+            &[(input, 1_600), (output, 400), (read, 400)],
+        ),
+        (LITE, s + 20 * MIN, &[(input, 1_000), (output, 300)]),
+        (LITE, s + 200 * MIN, &[(input, 1_000), (output, 500)]),
+        (PRO, s + 40 * MIN, &[(input, 7_000), (output, 1_500)]),
+        (
+            "us.amazon.nova-pro-v1:0+priority",
+            s + 50 * MIN,
+            &[(input, 3_000), (output, 500)],
+        ),
+        (
+            "amazon.titan-embed-text-v2:0",
+            s + 60 * MIN,
+            &[(input, 5_000)],
+        ),
+        (MICRO, s - 10 * MIN, &[(input, 99_999), (output, 99_999)]),
+    ];
+    for (model, at, tokens) in bedrock {
+        seed::put_bedrock(&cw, model, at, tokens).await;
+    }
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&config);
+    let ms = |secs: i64| secs * 1000;
+    let cached = |at: i64, id: &str, fields: Value| {
+        let mut extra =
+            serde_json::json!({"inputTokens": 800, "outputTokens": 200, "costUsd": 0.000056});
+        for (k, v) in fields.as_object().unwrap() {
+            extra[k] = v.clone();
+        }
+        (ms(at), summary_with(ms(at), id, MICRO, extra))
+    };
+    seed::put_logs(
+        &logs,
+        LOG_GROUP,
+        &[
+            cached(
+                s + 10 * MIN,
+                "req-1",
+                serde_json::json!({"cacheReadInputTokens": 600, "cacheWriteInputTokens": 500}),
+            ),
+            cached(
+                s + 70 * MIN,
+                "req-2",
+                serde_json::json!({"cacheReadInputTokens": 400}),
+            ),
+            cached(s + 130 * MIN, "req-3", serde_json::json!({})),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_reports_token_drift_against_aws_bedrock() {
+    let moto = MotoStack::start().await;
+    let s = recent_window_start();
+    seed_reconcile(&moto, s).await;
+    let (start, end) = (rfc3339(s), rfc3339(s + 4 * HOUR));
+    let window = [
+        "--start",
+        start.as_str(),
+        "--end",
+        end.as_str(),
+        "--reconcile",
+    ];
+
+    // JSON, without the logs: Lite's input drifts +10 % > 2 %: printed, then exit 4.
+    let out = report(&moto, &[&window[..], &["--format", "json"]].concat());
+    assert_eq!(out.code(), Some(4), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("chatbot: token drift above 2%: us.amazon.nova-lite-v1:0 input +10.00%"),
+        "{}",
+        out.stderr
+    );
+    let doc: Value =
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+    assert_eq!(doc["maxDriftPct"], 2.0);
+    assert_eq!(doc["bedrockNamespace"], "AWS/Bedrock");
+    assert_eq!(doc["cacheCompared"], false);
+    let models = doc["models"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = models
+        .iter()
+        .map(|m| (m["model"].as_str().unwrap(), m["side"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("amazon.titan-embed-text-v2:0", "aws"),
+            (LITE, "both"),
+            (MICRO, "both"),
+            (PRO, "both"),
+        ]
+    );
+    let tokens = |model: &str, kind: &str| {
+        models
+            .iter()
+            .find(|m| m["model"] == model)
+            .map(|m| m["tokens"][kind].clone())
+            .unwrap()
+    };
+    let lite = tokens(LITE, "input");
+    assert_eq!(lite["ours"], 2_200);
+    assert_eq!(lite["aws"], 2_000);
+    assert_eq!(lite["driftPct"], 10.0);
+    assert_eq!(lite["exceeded"], true);
+    assert_eq!(tokens(LITE, "output")["driftPct"], 0.0);
+    let micro = tokens(MICRO, "input");
+    assert_eq!(
+        (micro["ours"].as_u64(), micro["aws"].as_u64()),
+        (Some(2_400), Some(2_400))
+    );
+    assert_eq!(tokens(MICRO, "cacheRead")["status"], "not compared");
+    assert!(tokens(MICRO, "cacheRead")["ours"].is_null());
+    assert_eq!(tokens(MICRO, "cacheRead")["aws"], 1_000);
+    // Pro: the priority tier folded into its model.
+    let pro = models.iter().find(|m| m["model"] == PRO).unwrap();
+    assert_eq!(
+        pro["bedrockModelIds"],
+        serde_json::json!([PRO, "us.amazon.nova-pro-v1:0+priority"])
+    );
+    assert_eq!(tokens(PRO, "input")["aws"], 10_000);
+    assert_eq!(tokens(PRO, "input")["driftPct"], 0.0);
+    assert_eq!(tokens(PRO, "output")["ours"], 2_000);
+    assert_eq!(
+        tokens("amazon.titan-embed-text-v2:0", "input")["status"],
+        "only AWS/Bedrock"
+    );
+    assert_eq!(
+        doc["exceeded"],
+        serde_json::json!([{"model": LITE, "tokens": "input", "driftPct": 10.0}])
+    );
+
+    // The table, with the logs: cache tokens compared too.
+    let out = report(
+        &moto,
+        &[&window[..], &["--log-group", LOG_GROUP, "--quiet"]].concat(),
+    );
+    assert_eq!(out.code(), Some(4), "{}", out.stderr);
+    let line = |model: &str, kind: &str| -> Vec<String> {
+        out.stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{model} ")) && l.contains(&format!(" {kind} ")))
+            .unwrap_or_else(|| panic!("no {model} {kind} in\n{}", out.stdout))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(
+        line(LITE, "input"),
+        [LITE, "input", "2,200", "2,000", "+10.00%", "DRIFT"]
+    );
+    assert_eq!(
+        line(MICRO, "read"),
+        [MICRO, "cache", "read", "1,000", "1,000", "0.00%", "ok"]
+    );
+    assert_eq!(
+        line(MICRO, "write"),
+        [MICRO, "cache", "write", "500", "500", "0.00%", "ok"]
+    );
+    assert!(
+        out.stdout
+            .contains("On one side only (listed, not compared): amazon.titan-embed-text-v2:0."),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("1 comparison(s) above 2%: exit status 4."),
+        "{}",
+        out.stdout
+    );
+
+    // Within a 15 % threshold: exit 0.
+    let out = report(
+        &moto,
+        &[
+            &window[..],
+            &["--log-group", LOG_GROUP, "--max-drift", "15", "--quiet"],
+        ]
+        .concat(),
+    );
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("Every comparison is within 15%."),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.stderr, "");
+
+    // --max-drift needs --reconcile; --reconcile does not take --top.
+    let out = report(&moto, &["--max-drift", "5"]);
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    let out = report(
+        &moto,
+        &["--reconcile", "--top", "3", "--log-group", LOG_GROUP],
+    );
+    assert_eq!(out.code(), Some(2), "{}", out.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconcile_within_the_threshold_exits_0() {
+    let moto = MotoStack::start().await;
+    let s = recent_window_start();
+    let config = seed::config(moto.endpoint()).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&config);
+    seed::put_request(&cw, SERVICE, &req(s + MIN, Some(MICRO), 800, 200, 0.000056)).await;
+    // Bedrock counted 1 % more input (a request the function never saw, say): within 2 %.
+    seed::put_bedrock(
+        &cw,
+        MICRO,
+        s + MIN,
+        &[("InputTokenCount", 808), ("OutputTokenCount", 200)],
+    )
+    .await;
+    let (start, end) = (rfc3339(s), rfc3339(s + HOUR));
+    let out = report(
+        &moto,
+        &[
+            "--start",
+            start.as_str(),
+            "--end",
+            end.as_str(),
+            "--reconcile",
+            "--format",
+            "csv",
+            "--quiet",
+        ],
+    );
+    assert_eq!(out.code(), Some(0), "{}\n{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = out.stdout.split("\r\n").collect();
+    assert_eq!(lines[0], "model,tokens,ours,aws,drift_pct,status");
+    // (800 − 808) / 808 × 100 = −0.990099…
+    assert_eq!(lines[1], format!("{MICRO},input,800,808,-0.9901,ok"));
+    assert_eq!(lines[2], format!("{MICRO},output,200,200,0,ok"));
+    assert_eq!(lines[3], format!("{MICRO},cacheRead,,0,,not compared"));
 }
 
 #[test]
@@ -628,6 +1061,8 @@ fn help_shows_real_examples() {
         "--top 5 --log-group /aws/lambda/chatbot-dev-api",
         "TOTAL",
         "USD/REQUEST",
+        "--reconcile",
+        "4 --reconcile found a drift above --max-drift",
     ] {
         assert!(out.stdout.contains(needle), "{needle:?} in\n{}", out.stdout);
     }
@@ -665,8 +1100,55 @@ fn cost_estimate_prices_the_seed_scenario() {
     assert_eq!(lite["lambdaComputeUsd"], "0.01666675");
     assert_eq!(lite["lambdaRequestsUsd"], "0.002");
     assert_eq!(lite["apiGatewayUsd"], "0.01");
-    assert_eq!(lite["totalUsd"], "0.98866675");
-    assert_eq!(doc["models"][0]["totalUsd"], "0.58866675");
+    assert_eq!(lite["requestCostsUsd"], "0.98866675");
+    assert_eq!(doc["models"][0]["requestCostsUsd"], "0.58866675");
+    // The deploy's observability, the same for each model: 13 custom metrics (one model ×
+    // variant pair) × 0.30 + 14 alarm metrics × 0.10 + 1 dashboard × 3 + 10,000 requests ×
+    // LOG_BYTES_PER_REQUEST of logs (0.50 / GB in, 0.03 / GB-month kept 14 of 30 days) + 10,000
+    // traces × 5 / 1M.
+    let bytes = chatbot_cost::observability::LOG_BYTES_PER_REQUEST;
+    let gb = Decimal::from(10_000 * bytes) / Decimal::from(1u64 << 30);
+    let logs = gb * Decimal::from_str("0.50").unwrap()
+        + gb * Decimal::from(14) / Decimal::from(30) * Decimal::from_str("0.03").unwrap();
+    let expected = (Decimal::from_str("8.35").unwrap() + logs).round_dp(10);
+    assert_eq!(
+        doc["models"][0]["observabilityUsd"],
+        expected.normalize().to_string()
+    );
+    assert_eq!(doc["usage"]["customMetrics"], 13);
+    assert_eq!(doc["usage"]["alarmMetrics"], 14);
+    assert_eq!(doc["usage"]["xrayTraces"], "10000");
+    assert_eq!(
+        doc["observability"]["totalUsd"],
+        expected.normalize().to_string()
+    );
+    let lines: Vec<(&str, &str)> = doc["observability"]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["line"].as_str().unwrap(), l["usd"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines[..3],
+        [
+            ("customMetrics", "3.9"),
+            ("alarms", "1.4"),
+            ("dashboards", "3")
+        ]
+    );
+    assert_eq!(lines[5], ("xrayTraces", "0.05"));
+    assert_eq!(
+        lite["totalUsd"],
+        (Decimal::from_str("0.98866675").unwrap() + expected)
+            .normalize()
+            .to_string()
+    );
+    // Each further model × variant pair: 5 more metrics.
+    let out = chatbot(
+        &["cost-estimate", "--variants", "3", "--format", "json"],
+        &[],
+    );
+    assert_eq!(ok_json(&out)["usage"]["customMetrics"], 23);
 
     let out = chatbot(&["cost-estimate"], &[]);
     assert_eq!(out.code(), Some(0));
@@ -682,5 +1164,48 @@ fn cost_estimate_prices_the_seed_scenario() {
         out.stderr.contains("no price for model \"meta.llama9\""),
         "{}",
         out.stderr
+    );
+}
+
+/// The estimate's default log volume per request is what the service really writes: one EMF
+/// document and one summary line for a typical chat request (the real service in process, on
+/// the offline model, with its JSON log lines captured as in Lambda), configured as deployed:
+/// a stage's service name, Lambda's memory size (compute cost), the service's daily budget.
+#[tokio::test(flavor = "multi_thread")]
+async fn log_bytes_default_matches_a_real_request() {
+    let ev = evidence::capture::evidence();
+    let mut config = service_rig::config();
+    config.service_name = "chatbot-dev".into();
+    config.lambda_memory_mb = Some(128);
+    config.daily_budget_usd = Some("5".into());
+    let svc = service_rig::service(config, bedrock_offline::OfflineConfig::default()).await;
+    let mut measured = Vec::new();
+    for text in [
+        "What does it cost to run a chatbot on AWS Lambda?",
+        "Summarise the difference between Nova Micro and Nova Lite in two sentences.",
+    ] {
+        let r = svc.chat(text).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let id = r.request_id().to_owned();
+        let emf = svc
+            .wait_emf(measured.len() + 1)
+            .await
+            .into_iter()
+            .find(|d| d["requestId"] == id)
+            .expect("the request's EMF document");
+        let summary = ev.summaries(&id).pop().expect("the request's summary line");
+        // One line each, newline included: the bytes CloudWatch Logs ingests.
+        let bytes = serde_json::to_string(&emf).unwrap().len()
+            + 1
+            + serde_json::to_string(&summary).unwrap().len()
+            + 1;
+        println!("request {id}: EMF document + summary line = {bytes} bytes");
+        measured.push(bytes as f64);
+    }
+    let mean = measured.iter().sum::<f64>() / measured.len() as f64;
+    let default = chatbot_cost::observability::LOG_BYTES_PER_REQUEST as f64;
+    assert!(
+        (default - mean).abs() <= 0.15 * mean,
+        "LOG_BYTES_PER_REQUEST = {default} is not within 15 % of the measured {mean} bytes"
     );
 }

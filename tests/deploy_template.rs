@@ -603,6 +603,13 @@ fn edit_dashboard(doc: &mut Value, from: &str, to: &str) {
     *body = Value::String(text.replacen(from, to, 1));
 }
 
+fn edit_dashboard_all(doc: &mut Value, from: &str, to: &str) {
+    let body = &mut doc["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"];
+    let text = body.as_str().unwrap();
+    assert!(text.contains(from), "{from} not in the dashboard");
+    *body = Value::String(text.replace(from, to));
+}
+
 fn bedrock_statement(doc: &mut Value) -> &mut Value {
     let statements = doc["Resources"]["IamRoleLambdaExecution"]["Properties"]["Policies"][0]
         ["PolicyDocument"]["Statement"]
@@ -616,25 +623,243 @@ fn bedrock_statement(doc: &mut Value) -> &mut Value {
 
 #[test]
 fn reports_a_dashboard_metric_that_is_not_in_the_catalog() {
+    // A metric the budget removed, back on a plain line.
     let problems = problems_after(|doc| {
-        edit_dashboard(doc, "\"ColdStart\"", "\"ColdStarts\"");
+        edit_dashboard(
+            doc,
+            "\"Latency\",\"Service\",\"chatbot-dev\",{\"stat\":\"SampleCount\",\"id\":\"requests\"",
+            "\"Requests\",\"Service\",\"chatbot-dev\",{\"stat\":\"Sum\",\"id\":\"requests\"",
+        );
     });
-    assert_reported(&problems, "ColdStarts is not a metric the service emits");
-    // …and the real one is now missing from the dashboard.
+    assert_reported(&problems, "Requests is not a metric the service emits");
+    // …and the real one is gone from the dashboard (no alarm reads OverheadLatency either).
+    let problems = problems_after(|doc| {
+        edit_dashboard_all(doc, "\"OverheadLatency\"", "\"ModelLatency\"");
+    });
+    assert_reported(&problems, "ModelLatency is not a metric the service emits");
     assert_reported(
         &problems,
-        "catalog metric ColdStart is not on the dashboard",
+        "catalog metric OverheadLatency is not on the dashboard nor read by any alarm",
     );
+    assert_reported(&problems, "the dashboard must plot OverheadLatency p99");
+    // In a Metrics Insights query and a SEARCH expression.
+    let problems = problems_after(|doc| {
+        edit_dashboard(doc, "SELECT SUM(CostUSD)", "SELECT SUM(CostUnknown)");
+        edit_dashboard(
+            doc,
+            "MetricName=\\\"Errors\\\"",
+            "MetricName=\\\"ClientErrors\\\"",
+        );
+    });
+    assert_reported(&problems, "CostUnknown is not a metric the service emits");
+    assert_reported(&problems, "ClientErrors is not a metric the service emits");
 }
 
 #[test]
 fn reports_a_metric_under_dimensions_it_is_never_published_with() {
+    // The per-variant set the budget merged into [Service, Model, Variant], in a SEARCH: the
+    // only read of Errors per model and variant, so that set is now read by nothing.
     let problems = problems_after(|doc| {
-        edit_dashboard(doc, "Service,ErrorCode}", "Service,Route}");
+        edit_dashboard(
+            doc,
+            "{ServerlessChatbot,Model,Service,Variant} MetricName=\\\"Errors\\\"",
+            "{ServerlessChatbot,Service,Variant} MetricName=\\\"Errors\\\"",
+        );
     });
     assert_reported(
         &problems,
-        "is never published with dimensions [\"Route\", \"Service\"]",
+        "Errors is never published with dimensions [\"Service\", \"Variant\"]",
+    );
+    assert_reported(
+        &problems,
+        "catalog metric Errors under [\"Service\", \"Model\", \"Variant\"] is read by no dashboard widget or alarm",
+    );
+    // In a Metrics Insights SCHEMA: InputTokens is published per model and variant only.
+    let problems = problems_after(|doc| {
+        edit_dashboard(
+            doc,
+            "SUM(InputTokens) FROM SCHEMA(\\\"ServerlessChatbot\\\", Model, Service, Variant)",
+            "SUM(InputTokens) FROM SCHEMA(\\\"ServerlessChatbot\\\", Model, Service)",
+        );
+    });
+    assert_reported(
+        &problems,
+        "InputTokens is never published with dimensions [\"Model\", \"Service\"]",
+    );
+    // A plain line under a set the metric does not have.
+    let problems = problems_after(|doc| {
+        edit_dashboard(
+            doc,
+            "\"TimeToFirstToken\",\"Service\",\"chatbot-dev\"",
+            "\"TimeToFirstToken\",\"Service\",\"chatbot-dev\",\"Variant\",\"default\"",
+        );
+    });
+    assert_reported(
+        &problems,
+        "TimeToFirstToken is never published with dimensions [\"Service\", \"Variant\"]",
+    );
+}
+
+#[test]
+fn reports_metrics_insights_queries_that_miscount() {
+    // FROM a bare namespace sums the [Service] total and every per-model series together.
+    let problems = problems_after(|doc| {
+        edit_dashboard(
+            doc,
+            "SUM(CostUSD) FROM SCHEMA(\\\"ServerlessChatbot\\\", Model, Service, Variant)",
+            "SUM(CostUSD) FROM \\\"ServerlessChatbot\\\"",
+        );
+    });
+    assert_reported(
+        &problems,
+        "FROM a bare namespace matches every dimension set",
+    );
+    // GROUP BY or WHERE on a key outside the schema; another stage's Service; no percentiles.
+    let problems = problems_after(|doc| {
+        edit_dashboard(doc, "GROUP BY Variant", "GROUP BY ErrorCode");
+        edit_dashboard(
+            doc,
+            "WHERE Service = 'chatbot-dev' GROUP BY Model",
+            "WHERE Service = 'chatbot-prod' GROUP BY Model",
+        );
+        edit_dashboard(
+            doc,
+            "SELECT SUM(OutputTokens)",
+            "SELECT PERCENTILE(OutputTokens)",
+        );
+    });
+    assert_reported(
+        &problems,
+        "GROUP BY ErrorCode, which is not a dimension of its SCHEMA",
+    );
+    assert_reported(
+        &problems,
+        "InputTokens: Service must be exactly \"chatbot-dev\", got [\"chatbot-prod\"]",
+    );
+    assert_reported(
+        &problems,
+        "function must be one of AVG, COUNT, MAX, MIN, SUM",
+    );
+    // Metric math naming an id the widget does not define.
+    let problems = problems_after(|doc| {
+        edit_dashboard(doc, "errors * 100 / requests", "errors * 100 / request");
+    });
+    assert_reported(&problems, "names undefined id request");
+}
+
+#[test]
+fn metric_expressions_parse_into_metric_and_dimension_set() {
+    use deploy::metrics::{from_dashboard, parse_expression, parse_insights};
+    let (r, problems) = parse_insights(
+        "select avg(\"Latency\") from SCHEMA(\"AWS/X\", Model, \"Service\", Variant) \
+         where Service = 'svc' AND Model IN ('a', 'b') AND Variant != 'x' \
+         group by Model order by avg() desc limit 10",
+        "q",
+    );
+    assert_eq!(problems, Vec::<String>::new());
+    let r = r.unwrap();
+    assert_eq!(
+        (r.namespace.as_str(), r.name.as_str(), r.stat.as_str()),
+        ("AWS/X", "Latency", "AVG")
+    );
+    assert_eq!(r.dimension_set(), ["Model", "Service", "Variant"]);
+    assert_eq!(
+        r.dims,
+        [
+            ("Model".to_owned(), vec!["a".to_owned(), "b".to_owned()]),
+            ("Service".to_owned(), vec!["svc".to_owned()]),
+            ("Variant".to_owned(), vec![]),
+        ]
+    );
+    let (_, problems) = parse_insights(
+        "SELECT SUM(Errors) FROM SCHEMA(N, Service) WHERE ErrorCode = 'x'",
+        "q",
+    );
+    assert_reported(
+        &problems,
+        "WHERE on ErrorCode, which is not a dimension of its SCHEMA",
+    );
+    let (refs, problems) = parse_expression(
+        "SEARCH('{N,Model,Service,Variant} MetricName=\"Latency\" Service=\"s\"', 'p90', 60)",
+        "q",
+    );
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(refs[0].stat, "p90");
+    assert_eq!(refs[0].dimension_set(), ["Model", "Service", "Variant"]);
+    // Plain math reads no metric; two Metrics Insights queries in one widget are refused.
+    assert_eq!(
+        parse_expression("IF(a > 0, b / a, 0)", "q"),
+        (vec![], vec![])
+    );
+    let q = "SELECT SUM(CostUSD) FROM SCHEMA(N, Model, Service, Variant) GROUP BY Model";
+    let (_, problems) = from_dashboard(&json!({"widgets": [{"type": "metric", "properties": {
+        "title": "t", "metrics": [[{"expression": q, "id": "a"}], [{"expression": q, "id": "b"}]]
+    }}]}));
+    assert_reported(&problems, "2 Metrics Insights queries");
+}
+
+#[test]
+fn reports_log_widgets_that_miscount_or_lose_a_question() {
+    // Counting a property both the EMF document and the summary line carry, without picking
+    // one of them, counts each request twice.
+    let problems = problems_after(|doc| {
+        edit_dashboard(
+            doc,
+            "filter message = \\\"request completed\\\" and level = \\\"ERROR\\\" | stats count(*) as failures by errorCode",
+            "filter ispresent(errorCode) | stats count(*) as failures by errorCode",
+        );
+    });
+    assert_reported(
+        &problems,
+        "counts [\"errorCode\"], which the summary line and the EMF document both carry",
+    );
+    // An EMF-only name on the summary line matches nothing.
+    let problems = problems_after(|doc| {
+        edit_dashboard(doc, "effectiveStatus >= 400", "statusCode >= 400");
+    });
+    assert_reported(
+        &problems,
+        "reads the summary line (message = \"request completed\") but [\"statusCode\"] are not keys of it",
+    );
+    // A removed metric's question no log widget answers any more; a removed metric's name.
+    let problems = problems_after(|doc| {
+        edit_dashboard(
+            doc,
+            "sum(costUnknown) as unpriced",
+            "sum(costEstimated) as unpriced",
+        );
+        edit_dashboard(doc, "sum(coldStart)", "sum(ColdStart)");
+    });
+    assert_reported(
+        &problems,
+        "no Logs Insights widget reads costUnknown (the question the CostUnknown metric answered)",
+    );
+    assert_reported(&problems, "uses unknown field ColdStart");
+    // The same rules for the runbook's queries.
+    let t = template(&packaged().default);
+    let mut x = expect();
+    x.runbook_queries = vec![
+        "filter message = \"request completed\" and ispresent(storeError)\n| stats count(*) by storeError"
+            .into(),
+    ];
+    assert_reported(
+        &checks::dashboard::runbook_queries(&t, &x),
+        "[\"storeError\"] are not keys of it",
+    );
+}
+
+#[test]
+fn reports_token_counts_without_bedrocks_next_to_them() {
+    let problems = problems_after(|doc| {
+        edit_dashboard(
+            doc,
+            "MetricName=\\\"InputTokenCount\\\"",
+            "MetricName=\\\"Invocations\\\"",
+        );
+    });
+    assert_reported(
+        &problems,
+        "no dashboard widget shows InputTokens next to AWS/Bedrock InputTokenCount",
     );
 }
 
@@ -764,6 +989,28 @@ fn reports_an_average_latency_alarm_and_single_datapoint_alarms() {
         "LatencyP99Alarm: a timing alarm must use a percentile",
     );
     assert_reported(&problems, "LatencyP99Alarm: needs M of N datapoints");
+}
+
+#[test]
+fn reports_an_error_rate_alarm_on_a_removed_metric_or_an_averaged_latency() {
+    let problems = problems_after(|doc| {
+        let m = &mut doc["Resources"]["ErrorRateAlarm"]["Properties"]["Metrics"][0]["MetricStat"];
+        m["Metric"]["MetricName"] = json!("Requests");
+        m["Stat"] = json!("Sum");
+    });
+    assert_reported(
+        &problems,
+        "alarm ErrorRateAlarm: ServerlessChatbot/Requests is not a metric the service emits",
+    );
+    // The request count is Latency's sample count; its average is a timing, not a count.
+    let problems = problems_after(|doc| {
+        doc["Resources"]["ErrorRateAlarm"]["Properties"]["Metrics"][0]["MetricStat"]["Stat"] =
+            json!("Average");
+    });
+    assert_reported(
+        &problems,
+        "ErrorRateAlarm: a timing alarm must use a percentile",
+    );
 }
 
 fn dynamodb_statement(doc: &mut Value) -> &mut Value {

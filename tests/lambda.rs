@@ -89,32 +89,7 @@ async fn invoke(rig: &Rig, event: Value, sampled: bool) -> (Invocation, String) 
 
 /// Exactly one summary line and one EMF document carry this request id.
 async fn evidence(rig: &Rig, request_id: &str) -> (Value, Value) {
-    let is_emf = |l: &lambda_emulator::Line| {
-        l.json
-            .as_ref()
-            .is_some_and(|j| j["requestId"] == request_id && j.get("_aws").is_some())
-    };
-    rig.emulator
-        .wait_for_stdout(is_emf, Duration::from_secs(5))
-        .await
-        .expect("EMF document");
-    let lines: Vec<Value> = rig
-        .emulator
-        .lines()
-        .into_iter()
-        .filter_map(|l| l.json)
-        .collect();
-    let emf: Vec<&Value> = lines
-        .iter()
-        .filter(|j| j["requestId"] == request_id && j.get("_aws").is_some())
-        .collect();
-    let summary: Vec<&Value> = lines
-        .iter()
-        .filter(|j| j["requestId"] == request_id && j["message"] == "request completed")
-        .collect();
-    assert_eq!(emf.len(), 1, "one EMF document for {request_id}");
-    assert_eq!(summary.len(), 1, "one summary line for {request_id}");
-    (summary[0].clone(), emf[0].clone())
+    rig.emulator.evidence(request_id).await
 }
 
 #[tokio::test]

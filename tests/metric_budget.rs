@@ -1,8 +1,8 @@
 //! The observability bill: every metric × dimension set × dimension values combination is a
 //! billed CloudWatch custom metric. This test drives the real binary (the README's run command,
 //! on the offline model) through every kind of request a stage sees — answered, streamed,
-//! rejected, throttled, failed, refused by a budget, with the state store down — and counts the
-//! combinations its real EMF output creates.
+//! rejected, throttled, failed, refused by a budget, blocked by a guardrail, with the state store
+//! down — and counts the combinations its real EMF output creates.
 //!
 //! Budget: at most 15 for a one-model stage, at most 5 more for each further model or variant.
 //! The catalog (`telemetry/catalog.rs`) must match what is emitted exactly, so the dashboard and
@@ -96,6 +96,8 @@ async fn traffic(server: &Server, variants: &[&str]) {
         assert_eq!(failed.status, 502);
     }
     assert_eq!(chat(&client(), url, "a plain question").await.status, 200);
+    let blocked = chat(&client(), url, "where is the kraken").await;
+    assert_eq!(blocked.body["guardrail"]["action"], "input_blocked");
     let stream = |text: &str| {
         client()
             .post(format!("{url}/api/chat/stream"))
@@ -162,13 +164,19 @@ async fn store_down_docs(extra: &[(&str, &str)]) -> Vec<Value> {
     server.wait_chat_docs(1).await
 }
 
-const BUDGET: [(&str, &str); 2] = [
-    ("CHATBOT_CLIENT_DAILY_BUDGET_USD", "0.0001"),
-    ("CHATBOT_MAX_TOKENS", "200"),
+/// A client budget (for `BudgetRejections`) and a guardrail on the offline model's simulated
+/// one (for `GuardrailInterventions`): every optional metric is in play.
+const STAGE: [(&str, &str); 4] = [
+    // The worst case with a guardrail is ~$0.001 at 20 tokens; settled, a request costs
+    // ~$0.0003: the spender below is refused after a handful.
+    ("CHATBOT_CLIENT_DAILY_BUDGET_USD", "0.003"),
+    ("CHATBOT_MAX_TOKENS", "20"),
+    ("CHATBOT_GUARDRAIL_ID", "stageguard"),
+    ("CHATBOT_OFFLINE_GUARDRAIL_BLOCKED_WORDS", "kraken"),
 ];
 
 async fn stage(extra: &[(&str, &str)], variants: &[&str]) -> BTreeSet<Combination> {
-    let mut env: Vec<(&str, &str)> = BUDGET.to_vec();
+    let mut env: Vec<(&str, &str)> = STAGE.to_vec();
     env.extend_from_slice(extra);
     let server = Server::start(StoreKind::InProcess, &env).await;
     traffic(&server, variants).await;

@@ -6,9 +6,8 @@ use std::collections::BTreeSet;
 
 use chatbot_service::telemetry::catalog::METRICS;
 
-/// Keys of the JSON log lines (src/telemetry/logging.rs) and of the summary line
-/// (`"message": "request completed"`, src/telemetry/finish.rs), as docs/observability.md lists.
-pub const LOG_FIELDS: &[&str] = &[
+/// Keys of every JSON log line (src/telemetry/logging.rs), as docs/observability.md lists.
+pub const LINE_FIELDS: &[&str] = &[
     "timestamp",
     "level",
     "message",
@@ -19,8 +18,11 @@ pub const LOG_FIELDS: &[&str] = &[
     "functionName",
     "functionVersion",
     "logger",
-    "panicMessage",
-    "location",
+];
+
+/// Keys of the summary line (`"message": "request completed"`, src/telemetry/finish.rs), one
+/// per request, as docs/observability.md lists.
+pub const SUMMARY_FIELDS: &[&str] = &[
     "route",
     "method",
     "status",
@@ -35,11 +37,21 @@ pub const LOG_FIELDS: &[&str] = &[
     "stopReason",
     "inputTokens",
     "outputTokens",
+    // Prompt caching, service tier, Bedrock's own latency and the service's share of it,
+    // stream pace (the metric budget moved these questions to the logs).
+    "cacheReadInputTokens",
+    "cacheWriteInputTokens",
+    "servedTier",
+    "bedrockLatencyMs",
+    "overheadMs",
+    "outputTokensPerSecond",
+    "longestChunkGapMs",
     "costUsd",
     "modelCostUsd",
     "computeCostUsd",
     "apiCostUsd",
     "costUnknown",
+    "costEstimated",
     "attempts",
     "retries",
     "throttles",
@@ -47,15 +59,25 @@ pub const LOG_FIELDS: &[&str] = &[
     "conversationId",
     "streaming",
     "clientAborted",
-    // Spend control (the summary line): the request was refused by a budget; what it reserved
-    // before the model call and settled after it; a state store call that failed.
+    // Spend control: the budget that refused the request; what it reserved before the model
+    // call and settled after it; store calls that failed; served unbudgeted (fail-open).
     "budgetRejected",
     "budgetReservedUsd",
     "budgetSettledUsd",
-    "storeError",
+    "budgetFailedOpen",
+    "storeErrors",
+    // Conversation memory.
+    "historyTurns",
+    "droppedTurns",
+    "historyTokens",
 ];
 
-/// Free properties of the EMF documents (besides metric and dimension names).
+/// Keys of other lines: `panic` (`panicMessage`, `location`), the `WARN` lines of a failed
+/// state-store call (`storeError`: the DynamoDB error).
+pub const OTHER_LINE_FIELDS: &[&str] = &["panicMessage", "location", "storeError"];
+
+/// Free properties of the EMF documents (besides metric and dimension names): what was a
+/// metric before the metric budget is one of these, for Logs Insights.
 pub const EMF_PROPERTIES: &[&str] = &[
     "requestId",
     "xrayTraceId",
@@ -64,6 +86,19 @@ pub const EMF_PROPERTIES: &[&str] = &[
     "stopReason",
     "errorCode",
     "route",
+    "budgetRejected",
+    "budgetReservedUsd",
+    "budgetSettledUsd",
+    "coldStart",
+    "clientAborted",
+    "fallback",
+    "costUnknown",
+    "costEstimated",
+    "retries",
+    "modelLatencyMs",
+    "servedTier",
+    "cacheReadInputTokens",
+    "cacheWriteInputTokens",
 ];
 
 /// Logs Insights commands, keywords and functions (lower-cased) the queries here may use.
@@ -119,8 +154,10 @@ const LANGUAGE: &[&str] = &[
 /// Every name a query may use: log fields, EMF properties, metric and dimension names, and
 /// `extra` (e.g. the HTTP API access-log keys).
 pub fn known_fields(extra: &[String]) -> BTreeSet<String> {
-    let mut known: BTreeSet<String> = LOG_FIELDS
+    let mut known: BTreeSet<String> = LINE_FIELDS
         .iter()
+        .chain(SUMMARY_FIELDS)
+        .chain(OTHER_LINE_FIELDS)
         .chain(EMF_PROPERTIES)
         .map(|s| s.to_string())
         .collect();
@@ -132,8 +169,9 @@ pub fn known_fields(extra: &[String]) -> BTreeSet<String> {
     known
 }
 
-/// Names in `query` that are neither language, `@` fields, aliases, nor in `known`.
-pub fn unknown_fields(query: &str, known: &BTreeSet<String>) -> Vec<String> {
+/// The field names a query uses: identifiers that are neither language, `@` fields, quoted text,
+/// nor aliases made with `as`.
+pub fn field_names(query: &str) -> Vec<String> {
     let mut tokens: Vec<(bool, String)> = Vec::new(); // (after '@', identifier)
     let mut chars = query.chars().peekable();
     let mut at = false;
@@ -178,16 +216,102 @@ pub fn unknown_fields(query: &str, known: &BTreeSet<String>) -> Vec<String> {
         .filter(|w| w[0].1.eq_ignore_ascii_case("as"))
         .map(|w| w[1].1.as_str())
         .collect();
-    let mut unknown: Vec<String> = tokens
+    let mut names: Vec<String> = tokens
         .iter()
         .filter(|(at, ident)| {
             !*at && !aliases.contains(ident.as_str())
                 && !LANGUAGE.iter().any(|k| k.eq_ignore_ascii_case(ident))
-                && !known.contains(ident.as_str())
         })
         .map(|(_, ident)| ident.clone())
         .collect();
-    unknown.sort();
-    unknown.dedup();
-    unknown
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Names in `query` that are neither language, `@` fields, aliases, nor in `known`.
+pub fn unknown_fields(query: &str, known: &BTreeSet<String>) -> Vec<String> {
+    field_names(query)
+        .into_iter()
+        .filter(|f| !known.contains(f))
+        .collect()
+}
+
+/// The query without whitespace, for spotting its filters.
+fn squeezed(query: &str) -> String {
+    query.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+/// Whether the query filters on the `message` key (not the raw `@message`) with `needle`
+/// right after it, whitespace aside (`=`, `like`, `="request completed"`).
+fn filters_message(query: &str, needle: &str) -> bool {
+    query.match_indices("message").any(|(i, m)| {
+        let word_start = !query[..i]
+            .ends_with(|c: char| c == '@' || c == '_' || c == '.' || c.is_alphanumeric());
+        word_start && squeezed(&query[i + m.len()..]).starts_with(needle)
+    })
+}
+
+/// Names only an EMF document has: metric and dimension names, and its own properties.
+fn emf_only() -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = METRICS.iter().map(|m| m.name.to_string()).collect();
+    for m in METRICS {
+        for set in m.dimensions {
+            names.extend(set.iter().map(|d| d.to_string()));
+        }
+    }
+    names.extend(
+        EMF_PROPERTIES
+            .iter()
+            .filter(|p| !LINE_FIELDS.contains(p) && !SUMMARY_FIELDS.contains(p))
+            .map(|p| p.to_string()),
+    );
+    names
+}
+
+/// Mistakes about which record a query reads, as sentences:
+///
+/// - a query on the summary line (`message = "request completed"`) naming a key only an EMF
+///   document has (`statusCode`, `Model`, `Latency`, …) or only another line has (`storeError`)
+///   matches nothing on it;
+/// - a `stats` query over a property both the summary line and the EMF document carry
+///   (`errorCode`, `retries`, `clientAborted`, …; `coldStart` is on every line) counts each
+///   request twice unless it picks one record: `filter message = "request completed"`, or
+///   `ispresent(…)` of a name only EMF documents have.
+pub fn record_problems(query: &str) -> Vec<String> {
+    let names = field_names(query);
+    let mut p = Vec::new();
+    let on_summary = |f: &str| LINE_FIELDS.contains(&f) || SUMMARY_FIELDS.contains(&f);
+    if filters_message(query, "=\"requestcompleted\"") {
+        let elsewhere: Vec<&String> = names
+            .iter()
+            .filter(|f| {
+                !on_summary(f)
+                    && (emf_only().contains(f.as_str()) || OTHER_LINE_FIELDS.contains(&f.as_str()))
+            })
+            .collect();
+        if !elsewhere.is_empty() {
+            p.push(format!(
+                "reads the summary line (message = \"request completed\") but {elsewhere:?} \
+                 are not keys of it (EMF document or other lines only)"
+            ));
+        }
+    }
+    let stats = squeezed(query).contains("|stats") || query.trim_start().starts_with("stats");
+    let picks_one = filters_message(query, "=")
+        || filters_message(query, "like")
+        || emf_only()
+            .iter()
+            .any(|n| squeezed(query).contains(&format!("ispresent({n})")));
+    let twice: Vec<&String> = names
+        .iter()
+        .filter(|f| EMF_PROPERTIES.contains(&f.as_str()) && on_summary(f))
+        .collect();
+    if stats && !picks_one && !twice.is_empty() {
+        p.push(format!(
+            "counts {twice:?}, which the summary line and the EMF document both carry, without \
+             picking one record per request (filter message = \"request completed\")"
+        ));
+    }
+    p
 }

@@ -1,6 +1,7 @@
-//! Metric references in alarms and dashboard widgets — plain metrics and `SEARCH(…)`
-//! expressions — and their check against the one source of truth, `chatbot_service::telemetry::catalog`,
-//! or against the real names and dimensions of the AWS namespaces used.
+//! Metric references in alarms and dashboard widgets — plain metrics, `SEARCH(…)` expressions
+//! and Metrics Insights queries (`SELECT SUM(X) FROM SCHEMA(…) WHERE … GROUP BY …`) — and their
+//! check against the one source of truth, `chatbot_service::telemetry::catalog`, or against the
+//! real names and dimensions of the AWS namespaces used.
 
 use serde_json::Value;
 
@@ -14,8 +15,18 @@ pub struct MetricRef {
     pub origin: String,
     pub namespace: String,
     pub name: String,
-    /// Dimension names with the values asked for (empty: a SEARCH over every value).
+    /// Dimension names with the values asked for (empty: a SEARCH or query over every value).
     pub dims: Vec<(String, Vec<String>)>,
+    /// How it is aggregated: the statistic (`Sum`, `p99`, `SampleCount`; a plain dashboard
+    /// line without one is `Average`), or the Metrics Insights function (`SUM`, `COUNT`, …).
+    pub stat: String,
+}
+
+impl MetricRef {
+    /// The dimension names, sorted: the set the reference reads.
+    pub fn dimension_set(&self) -> Vec<&str> {
+        sorted_names(&self.dims)
+    }
 }
 
 /// What the references must agree with: the stage's namespace and `Service` value, the
@@ -55,7 +66,8 @@ const BEDROCK_METRICS: &[&str] = &[
     "OutputTokenCount",
 ];
 
-/// The `SEARCH('{Namespace,Dim,…} MetricName="X" Dim="v" …', …)` calls in a math expression.
+/// The `SEARCH('{Namespace,Dim,…} MetricName="X" Dim="v" …', 'Stat', period)` calls in a math
+/// expression.
 pub fn parse_search(expr: &str, origin: &str) -> Result<Vec<MetricRef>, String> {
     let mut out = Vec::new();
     let mut rest = expr;
@@ -65,6 +77,14 @@ pub fn parse_search(expr: &str, origin: &str) -> Result<Vec<MetricRef>, String> 
             .strip_prefix('\'')
             .and_then(|r| r.find('\'').map(|end| &r[..end]))
             .ok_or_else(|| format!("{origin}: SEARCH without a quoted search string: {expr}"))?;
+        rest = &rest[body.len() + 2..];
+        let stat = rest
+            .trim_start()
+            .strip_prefix(',')
+            .map(str::trim_start)
+            .and_then(|r| r.strip_prefix('\''))
+            .and_then(|r| r.find('\'').map(|end| r[..end].to_owned()))
+            .ok_or_else(|| format!("{origin}: SEARCH without a quoted statistic: {expr}"))?;
         let (open, close) = match (body.find('{'), body.find('}')) {
             (Some(o), Some(c)) if o < c => (o, c),
             _ => return Err(format!("{origin}: SEARCH without a {{schema}}: {body}")),
@@ -88,6 +108,7 @@ pub fn parse_search(expr: &str, origin: &str) -> Result<Vec<MetricRef>, String> 
                     .iter()
                     .map(|d| (d.clone(), quoted_values(filter, d)))
                     .collect(),
+                stat: stat.clone(),
             });
         }
     }
@@ -112,7 +133,247 @@ fn quoted_values(filter: &str, key: &str) -> Vec<String> {
     out
 }
 
-fn metric_object(t: &Template, m: &Value, origin: &str) -> MetricRef {
+/// A token of a Metrics Insights query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    /// A keyword, function, or unquoted name.
+    Word(String),
+    /// `'…'`: a value.
+    Value(String),
+    /// `"…"`: a quoted name (a namespace with `/`, a metric or dimension name).
+    Name(String),
+    Punct(String),
+}
+
+fn insights_tokens(query: &str) -> Result<Vec<Tok>, String> {
+    let mut out = Vec::new();
+    let mut chars = query.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {}
+            '\'' | '"' => {
+                let mut text = String::new();
+                loop {
+                    match chars.next() {
+                        Some(d) if d == c => break,
+                        Some(d) => text.push(d),
+                        None => return Err(format!("unclosed {c} in {query}")),
+                    }
+                }
+                out.push(if c == '\'' {
+                    Tok::Value(text)
+                } else {
+                    Tok::Name(text)
+                });
+            }
+            c if c.is_alphanumeric() || c == '_' => {
+                let mut word = c.to_string();
+                while let Some(&d) = chars.peek() {
+                    if d.is_alphanumeric() || d == '_' || d == '.' || d == '-' {
+                        word.push(d);
+                        chars.next();
+                    } else {
+                        break;
+                    }
+                }
+                out.push(Tok::Word(word));
+            }
+            '!' | '<' | '>' if chars.peek() == Some(&'=') => {
+                chars.next();
+                out.push(Tok::Punct(format!("{c}=")));
+            }
+            c => out.push(Tok::Punct(c.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+fn is_word(t: Option<&Tok>, word: &str) -> bool {
+    matches!(t, Some(Tok::Word(w)) if w.eq_ignore_ascii_case(word))
+}
+
+fn is_punct(t: Option<&Tok>, p: &str) -> bool {
+    matches!(t, Some(Tok::Punct(x)) if x == p)
+}
+
+/// A name: unquoted or `"quoted"`.
+fn name_of(t: Option<&Tok>) -> Option<String> {
+    match t {
+        Some(Tok::Word(w) | Tok::Name(w)) => Some(w.clone()),
+        _ => None,
+    }
+}
+
+const INSIGHTS_FUNCTIONS: &[&str] = &["AVG", "COUNT", "MAX", "MIN", "SUM"];
+const INSIGHTS_CLAUSES: &[&str] = &["WHERE", "GROUP", "ORDER", "LIMIT"];
+
+/// Whether a math expression is a Metrics Insights query rather than metric math.
+pub fn is_insights(expr: &str) -> bool {
+    expr.trim_start()
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("SELECT "))
+}
+
+/// A Metrics Insights query, `SELECT FUNC(Metric) FROM SCHEMA("Namespace", Dim, …)
+/// [WHERE Dim = 'v' AND …] [GROUP BY Dim, …] [ORDER BY …] [LIMIT n]`: the metric it reads, and
+/// what is wrong with it. `FROM` a bare namespace is refused: it matches every dimension set the
+/// metric is published under, so a `SUM` adds the `[Service]` total and each
+/// `[Service, Model, Variant]` series together. `WHERE` and `GROUP BY` keys must be dimensions
+/// of the schema (a key outside it matches nothing, or groups into "Other").
+pub fn parse_insights(query: &str, origin: &str) -> (Option<MetricRef>, Vec<String>) {
+    let fail = |why: &str| {
+        (
+            None,
+            vec![format!("{origin}: Metrics Insights {why}: {query}")],
+        )
+    };
+    let toks = match insights_tokens(query) {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    let mut i = 0;
+    if !is_word(toks.first(), "SELECT") {
+        return fail("query must start with SELECT");
+    }
+    i += 1;
+    let stat = match toks.get(i) {
+        Some(Tok::Word(f)) if INSIGHTS_FUNCTIONS.iter().any(|x| x.eq_ignore_ascii_case(f)) => {
+            f.to_ascii_uppercase()
+        }
+        _ => return fail("function must be one of AVG, COUNT, MAX, MIN, SUM"),
+    };
+    i += 1;
+    let (Some(name), true, true) = (
+        name_of(toks.get(i + 1)),
+        is_punct(toks.get(i), "("),
+        is_punct(toks.get(i + 2), ")"),
+    ) else {
+        return fail("needs FUNC(MetricName)");
+    };
+    i += 3;
+    if !is_word(toks.get(i), "FROM") {
+        return fail("needs FROM");
+    }
+    i += 1;
+    if !(is_word(toks.get(i), "SCHEMA") && is_punct(toks.get(i + 1), "(")) {
+        return fail(
+            "FROM a bare namespace matches every dimension set of the metric (the [Service] \
+             total and the per-dimension series add up together); use SCHEMA(namespace, \
+             dimensions…)",
+        );
+    }
+    i += 2;
+    let mut schema = Vec::new();
+    loop {
+        match name_of(toks.get(i)) {
+            Some(n) => schema.push(n),
+            None => return fail("SCHEMA(…) lists names separated by commas"),
+        }
+        i += 1;
+        if is_punct(toks.get(i), ",") {
+            i += 1;
+        } else if is_punct(toks.get(i), ")") {
+            i += 1;
+            break;
+        } else {
+            return fail("SCHEMA(…) lists names separated by commas");
+        }
+    }
+    let namespace = schema.remove(0);
+    let mut problems = Vec::new();
+    let mut values: Vec<(String, Vec<String>)> =
+        schema.iter().map(|d| (d.clone(), Vec::new())).collect();
+    let clause_start = |t: Option<&Tok>| INSIGHTS_CLAUSES.iter().any(|c| is_word(t, c));
+    while i < toks.len() {
+        if is_word(toks.get(i), "WHERE") {
+            i += 1;
+            // Conditions `key op value` joined by AND / OR; `=` and IN name exact values.
+            while i < toks.len() && !clause_start(toks.get(i)) {
+                if is_word(toks.get(i), "AND") || is_word(toks.get(i), "OR") {
+                    i += 1;
+                    continue;
+                }
+                let Some(key) = name_of(toks.get(i)) else {
+                    return fail("WHERE needs `Dimension = 'value'` conditions");
+                };
+                i += 1;
+                let exact = is_punct(toks.get(i), "=") || is_word(toks.get(i), "IN");
+                let mut found = Vec::new();
+                while i < toks.len()
+                    && !clause_start(toks.get(i))
+                    && !is_word(toks.get(i), "AND")
+                    && !is_word(toks.get(i), "OR")
+                {
+                    if let Some(Tok::Value(v)) = toks.get(i) {
+                        found.push(v.clone());
+                    }
+                    i += 1;
+                }
+                match values.iter_mut().find(|(d, _)| *d == key) {
+                    Some((_, v)) if exact => v.extend(found),
+                    Some(_) => {}
+                    None => problems.push(format!(
+                        "{origin}: Metrics Insights WHERE on {key}, which is not a dimension of \
+                         its SCHEMA {schema:?}: {query}"
+                    )),
+                }
+            }
+        } else if is_word(toks.get(i), "GROUP") && is_word(toks.get(i + 1), "BY") {
+            i += 2;
+            while i < toks.len() && !clause_start(toks.get(i)) {
+                if let Some(key) = name_of(toks.get(i))
+                    && !schema.contains(&key)
+                {
+                    problems.push(format!(
+                        "{origin}: Metrics Insights GROUP BY {key}, which is not a dimension of \
+                         its SCHEMA {schema:?}: {query}"
+                    ));
+                }
+                i += 1;
+            }
+        } else {
+            // ORDER BY FUNC() [ASC|DESC], LIMIT n: nothing to check.
+            i += 1;
+        }
+    }
+    let r = MetricRef {
+        origin: origin.to_owned(),
+        namespace,
+        name,
+        dims: values,
+        stat,
+    };
+    (Some(r), problems)
+}
+
+/// The metrics a math expression reads: its `SEARCH(…)` calls, or the Metrics Insights query
+/// it is. Plain metric math (`errors * 100 / requests`) reads none itself.
+pub fn parse_expression(expr: &str, origin: &str) -> (Vec<MetricRef>, Vec<String>) {
+    if is_insights(expr) {
+        let (r, problems) = parse_insights(expr, origin);
+        return (r.into_iter().collect(), problems);
+    }
+    match parse_search(expr, origin) {
+        Ok(refs) => (refs, Vec::new()),
+        Err(e) => (Vec::new(), vec![e]),
+    }
+}
+
+/// Ids a metric-math expression names that no query of the same widget or alarm defines
+/// (SEARCH and Metrics Insights expressions name none).
+pub fn undefined_ids<'a>(expr: &'a str, ids: &[&str]) -> Vec<&'a str> {
+    if expr.contains("SEARCH(") || is_insights(expr) {
+        return Vec::new();
+    }
+    let mut out: Vec<&str> = expr
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| w.starts_with(|c: char| c.is_ascii_lowercase()) && !ids.contains(w))
+        .collect();
+    out.dedup();
+    out
+}
+
+fn metric_object(t: &Template, m: &Value, stat: String, origin: &str) -> MetricRef {
     MetricRef {
         origin: origin.to_owned(),
         namespace: t.text(&m["Namespace"]).unwrap_or_default(),
@@ -128,7 +389,19 @@ fn metric_object(t: &Template, m: &Value, origin: &str) -> MetricRef {
                     .collect()
             })
             .unwrap_or_default(),
+        stat,
     }
+}
+
+/// At most one Metrics Insights query per GetMetricData call: per alarm, per dashboard widget.
+fn one_insights_query<'a>(exprs: impl Iterator<Item = &'a str>, origin: &str) -> Option<String> {
+    let n = exprs.filter(|e| is_insights(e)).count();
+    (n > 1).then(|| {
+        format!(
+            "{origin}: {n} Metrics Insights queries; one GetMetricData call (an alarm, a \
+             widget) runs at most one"
+        )
+    })
 }
 
 /// The metrics an alarm reads: its own metric, or those of its `Metrics` queries.
@@ -138,22 +411,34 @@ pub fn from_alarm(t: &Template, id: &str, alarm: &Value) -> (Vec<MetricRef>, Vec
     let mut refs = Vec::new();
     let mut problems = Vec::new();
     if p.get("MetricName").is_some() {
-        refs.push(metric_object(t, p, &origin));
+        let stat = t
+            .text(&p["ExtendedStatistic"])
+            .or_else(|| t.text(&p["Statistic"]))
+            .unwrap_or_default();
+        refs.push(metric_object(t, p, stat, &origin));
     }
-    for q in p["Metrics"].as_array().into_iter().flatten() {
+    let queries = p["Metrics"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    for q in queries {
         if q.get("MetricStat").is_some() {
-            refs.push(metric_object(t, &q["MetricStat"]["Metric"], &origin));
+            let stat = t.text(&q["MetricStat"]["Stat"]).unwrap_or_default();
+            refs.push(metric_object(t, &q["MetricStat"]["Metric"], stat, &origin));
         } else if let Some(expr) = q["Expression"].as_str() {
-            match parse_search(expr, &origin) {
-                Ok(found) => refs.extend(found),
-                Err(e) => problems.push(e),
-            }
+            let (found, wrong) = parse_expression(expr, &origin);
+            refs.extend(found);
+            problems.extend(wrong);
         }
     }
+    let exprs = queries.iter().filter_map(|q| q["Expression"].as_str());
+    problems.extend(one_insights_query(exprs, &origin));
     (refs, problems)
 }
 
-/// The metrics every metric widget of a dashboard body shows.
+/// The metrics every metric widget of a dashboard body shows: plain metric lines, SEARCH
+/// expressions and Metrics Insights queries; and what is wrong with them (a `.` shorthand, an
+/// expression naming an id the widget does not define, two Metrics Insights queries).
 pub fn from_dashboard(body: &Value) -> (Vec<MetricRef>, Vec<String>) {
     let mut refs = Vec::new();
     let mut problems = Vec::new();
@@ -162,23 +447,49 @@ pub fn from_dashboard(body: &Value) -> (Vec<MetricRef>, Vec<String>) {
             continue;
         }
         let origin = format!("dashboard widget {:?}", w["properties"]["title"]);
-        for line in w["properties"]["metrics"].as_array().into_iter().flatten() {
-            let items = line.as_array().map(Vec::as_slice).unwrap_or_default();
-            if let Some(expr) = items.first().and_then(|i| i["expression"].as_str()) {
-                match parse_search(expr, &origin) {
-                    Ok(found) => refs.extend(found),
-                    Err(e) => problems.push(e),
-                }
+        let lines: Vec<&[Value]> = w["properties"]["metrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| l.as_array().map(Vec::as_slice).unwrap_or_default())
+            .collect();
+        let options = |items: &[Value]| items.last().filter(|o| o.is_object()).cloned();
+        let ids: Vec<&str> = lines
+            .iter()
+            .filter_map(|items| items.last().and_then(|o| o["id"].as_str()))
+            .collect();
+        let exprs: Vec<&str> = lines
+            .iter()
+            .filter_map(|items| items.first().and_then(|i| i["expression"].as_str()))
+            .collect();
+        problems.extend(one_insights_query(exprs.iter().copied(), &origin));
+        for expr in &exprs {
+            for id in undefined_ids(expr, &ids) {
+                problems.push(format!(
+                    "{origin}: expression {expr:?} names undefined id {id}"
+                ));
+            }
+            let (found, wrong) = parse_expression(expr, &origin);
+            refs.extend(found);
+            problems.extend(wrong);
+        }
+        for items in lines {
+            if items.first().is_some_and(|i| i.get("expression").is_some()) {
                 continue;
             }
             let strings: Vec<&str> = items.iter().map_while(Value::as_str).collect();
             if strings.iter().any(|s| *s == "." || *s == "...") || strings.len() < 2 {
                 problems.push(format!(
                     "{origin}: write metrics out in full (namespace, name, dimension pairs), \
-                     not {line}"
+                     not {}",
+                    Value::from(items.to_vec())
                 ));
                 continue;
             }
+            let stat = options(items)
+                .and_then(|o| o["stat"].as_str().map(str::to_owned))
+                .or_else(|| w["properties"]["stat"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| "Average".to_owned());
             refs.push(MetricRef {
                 origin: origin.clone(),
                 namespace: strings[0].to_owned(),
@@ -192,6 +503,7 @@ pub fn from_dashboard(body: &Value) -> (Vec<MetricRef>, Vec<String>) {
                         )
                     })
                     .collect(),
+                stat,
             });
         }
     }

@@ -178,6 +178,28 @@ impl Emulator {
         self.child.stdout().snapshot()
     }
 
+    /// The one summary line and the one EMF document the function printed for `request_id`
+    /// (waiting for the EMF document, which is written as the response ends); panics unless
+    /// there is exactly one of each.
+    pub async fn evidence(&self, request_id: &str) -> (Value, Value) {
+        let is_emf = |j: &Value| j["requestId"] == request_id && j.get("_aws").is_some();
+        self.wait_for_stdout(
+            |l| l.json.as_ref().is_some_and(is_emf),
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("EMF document");
+        let lines: Vec<Value> = self.lines().into_iter().filter_map(|l| l.json).collect();
+        let emf: Vec<&Value> = lines.iter().filter(|j| is_emf(j)).collect();
+        let summary: Vec<&Value> = lines
+            .iter()
+            .filter(|j| j["requestId"] == request_id && j["message"] == "request completed")
+            .collect();
+        assert_eq!(emf.len(), 1, "one EMF document for {request_id}");
+        assert_eq!(summary.len(), 1, "one summary line for {request_id}");
+        (summary[0].clone(), emf[0].clone())
+    }
+
     pub fn stderr_lines(&self) -> Vec<Line> {
         self.child.stderr().snapshot()
     }

@@ -1,6 +1,8 @@
-//! Puts data into moto the way the function does: per-request metrics under `[Service]` and
-//! `[Service, Model]` (PutMetricData through the SDK, as the EMF documents would become), and
-//! summary log lines in a log group.
+//! Puts data into moto the way the function (and Bedrock) does: per-request metrics as one EMF
+//! document becomes them (PutMetricData through the SDK) — `Latency`, `Errors` and `CostUSD`
+//! under `[Service]`, and all of a request's metrics under `[Service, Model, Variant]` when it
+//! reached a model — Bedrock's own token counts under `AWS/Bedrock` `[ModelId]`, and log lines
+//! in a log group.
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
@@ -9,6 +11,7 @@ use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 use aws_smithy_types::DateTime;
 
 pub const NAMESPACE: &str = "ServerlessChatbot";
+pub const BEDROCK_NAMESPACE: &str = "AWS/Bedrock";
 
 pub async fn config(endpoint: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
@@ -26,37 +29,47 @@ pub struct Req {
     /// Epoch seconds.
     pub at: i64,
     pub model: Option<&'static str>,
-    /// The A/B variant assigned (published under `[Service, Variant]`).
+    /// The A/B variant assigned (every request that reaches a model has one; `default`
+    /// without A/B tests).
     pub variant: Option<&'static str>,
     pub input: u64,
     pub output: u64,
     /// CostUSD as the function emits it (a double).
     pub cost: f64,
     pub error: bool,
+    /// The model had no price: no CostUSD (the summary line says `costUnknown`).
+    pub cost_unknown: bool,
 }
 
-/// The metrics of one request, like one EMF document: each under `[Service]` and, when the
-/// request reached a model, `[Service, Model]` and `[Service, Variant]`.
+/// A dimension set (name, value) and the values published under it (name, value, unit).
+type SetValues<'a> = (Vec<(&'a str, &'a str)>, Vec<(&'a str, f64, StandardUnit)>);
+
+/// The request's latency, ms (one value per request: its sample count is the request count).
+pub const LATENCY_MS: f64 = 850.0;
+
+/// The metrics of one request, like one EMF document.
 pub async fn put_request(cw: &aws_sdk_cloudwatch::Client, service: &str, r: &Req) {
-    let mut sets = vec![vec![("Service", service)]];
-    if let Some(m) = r.model {
-        sets.push(vec![("Service", service), ("Model", m)]);
-    }
-    if let Some(v) = r.variant {
-        sets.push(vec![("Service", service), ("Variant", v)]);
-    }
-    let mut values = vec![
-        ("Requests", 1.0, StandardUnit::Count),
+    let mut common = vec![
+        ("Latency", LATENCY_MS, StandardUnit::Milliseconds),
         ("Errors", f64::from(u8::from(r.error)), StandardUnit::Count),
-        ("CostUSD", r.cost, StandardUnit::None),
     ];
-    if r.model.is_some() {
+    if !r.cost_unknown {
+        common.push(("CostUSD", r.cost, StandardUnit::None));
+    }
+    let mut data: Vec<SetValues> = vec![(vec![("Service", service)], common.clone())];
+    if let (Some(m), Some(v)) = (r.model, r.variant) {
+        let mut values = common;
         values.push(("InputTokens", r.input as f64, StandardUnit::Count));
         values.push(("OutputTokens", r.output as f64, StandardUnit::Count));
+        // The catalog's order, as the EMF documents list the dimensions.
+        data.push((
+            vec![("Service", service), ("Model", m), ("Variant", v)],
+            values,
+        ));
     }
     let mut request = cw.put_metric_data().namespace(NAMESPACE);
-    for set in &sets {
-        for (name, value, unit) in &values {
+    for (set, values) in &data {
+        for (name, value, unit) in values {
             let mut datum = MetricDatum::builder()
                 .metric_name(*name)
                 .value(*value)
@@ -69,6 +82,30 @@ pub async fn put_request(cw: &aws_sdk_cloudwatch::Client, service: &str, r: &Req
         }
     }
     request.send().await.expect("PutMetricData");
+}
+
+/// Token counts as Bedrock publishes them for one minute of calls: `AWS/Bedrock`, `[ModelId]`
+/// (`InputTokenCount`, `OutputTokenCount`, `CacheReadInputTokenCount`,
+/// `CacheWriteInputTokenCount`; zero values are not sent).
+pub async fn put_bedrock(
+    cw: &aws_sdk_cloudwatch::Client,
+    model_id: &str,
+    at: i64,
+    tokens: &[(&str, u64)],
+) {
+    let mut request = cw.put_metric_data().namespace(BEDROCK_NAMESPACE);
+    for (name, value) in tokens.iter().filter(|(_, v)| *v > 0) {
+        request = request.metric_data(
+            MetricDatum::builder()
+                .metric_name(*name)
+                .value(*value as f64)
+                .unit(StandardUnit::Count)
+                .timestamp(DateTime::from_secs(at))
+                .dimensions(Dimension::builder().name("ModelId").value(model_id).build())
+                .build(),
+        );
+    }
+    request.send().await.expect("PutMetricData AWS/Bedrock");
 }
 
 /// A log group with one stream holding `lines` (epoch ms, message), oldest first.

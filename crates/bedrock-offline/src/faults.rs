@@ -26,6 +26,8 @@ pub enum FaultKind {
     Reset,
     /// Converse: 200 with truncated JSON. Stream: a frame with a bad CRC.
     Malformed,
+    /// Stream: a few deltas, then silence with the connection open. Converse: never answers.
+    Stall,
 }
 
 /// Directive names and what they do.
@@ -64,6 +66,7 @@ pub const KINDS: &[(&str, FaultKind)] = &[
     ),
     ("reset", FaultKind::Reset),
     ("malformed", FaultKind::Malformed),
+    ("stall", FaultKind::Stall),
 ];
 
 /// A parsed `#fault=<kind>[:<N>][@<model>]` directive.
@@ -76,6 +79,9 @@ pub struct Directive<'a> {
     /// `@text`: only requests whose model id contains `text` (to fail one model of several,
     /// e.g. the primary but not the fallback).
     pub only_model: Option<&'a str>,
+    /// `~MS`: an error kind is answered only after MS milliseconds (a model that is slow to
+    /// throttle, to test deadlines across retries and the fallback).
+    pub delay: Option<std::time::Duration>,
 }
 
 impl Directive<'_> {
@@ -101,6 +107,15 @@ pub fn parse_directive(text: &str) -> Result<Option<Directive<'_>>, String> {
         Some((s, m)) => (s, Some(m)),
         None => (spec, None),
     };
+    let (spec, delay) = match spec.split_once('~') {
+        Some((s, ms)) => {
+            let ms = ms
+                .parse::<u64>()
+                .map_err(|_| format!("fault directive delay '~{ms}' is not whole milliseconds"))?;
+            (s, Some(std::time::Duration::from_millis(ms)))
+        }
+        None => (spec, None),
+    };
     let (kind_name, count) = match spec.split_once(':') {
         Some((k, n)) => (k, Some(n)),
         None => (spec, None),
@@ -124,6 +139,7 @@ pub fn parse_directive(text: &str) -> Result<Option<Directive<'_>>, String> {
         kind,
         fail_attempts,
         only_model,
+        delay,
     }))
 }
 
@@ -238,6 +254,18 @@ mod tests {
             (Some(3), Some("nova-micro"))
         );
         assert!(d.applies_to("us.amazon.nova-micro-v1:0"));
+        let d = parse_directive("#fault=throttle:2~700@micro")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (d.fail_attempts, d.delay, d.only_model),
+            (
+                Some(2),
+                Some(std::time::Duration::from_millis(700)),
+                Some("micro")
+            )
+        );
+        assert!(parse_directive("#fault=throttle~soon").is_err());
         assert!(!d.applies_to("us.amazon.nova-lite-v1:0"));
         assert!(
             parse_directive("#fault=error")

@@ -162,7 +162,10 @@
 //! (same model id and body bytes, kept in a bounded map) fail and later ones succeed, so SDK
 //! retries can be tested deterministically; with `#fault=<kind>@<text>` (combinable with `:N`)
 //! only requests whose model id contains `<text>` fail, so one model of several can be made to
-//! fail (a primary, but not its fallback). An unknown kind is a ValidationException. Kinds:
+//! fail (a primary, but not its fallback); with `~<ms>` (after the kind and any `:N`, e.g.
+//! `#fault=throttle:2~700@nova-micro`) an error kind is answered only after that many
+//! milliseconds — a model slow to fail, for deadline tests. An unknown kind is a
+//! ValidationException. Kinds:
 //!
 //! | kind | effect |
 //! |---|---|
@@ -185,6 +188,7 @@
 //! | `midstream-validation` | same with `validationException`; converse: 400 |
 //! | `reset` | connection dropped mid-body (converse: half the JSON; stream: after 3 deltas) |
 //! | `malformed` | converse: 200 with truncated JSON; stream: a frame with a bad CRC after 3 deltas |
+//! | `stall` | stream: 3 deltas, then silence with the connection open (until the client gives up); converse: never answers |
 //!
 //! # Counters
 //! [`OfflineStats`] counts requests, active streams (a gauge, decremented when a stream ends or

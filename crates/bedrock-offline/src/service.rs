@@ -168,6 +168,7 @@ impl OfflineState {
             .map_err(|msg| error(ErrorType::Validation, msg))?;
 
         let mut fault = None;
+        let mut fault_delay = None;
         if let Some(d) = parse_directive(&req.last_user_text)
             .map_err(|msg| error(ErrorType::Validation, msg))?
             .filter(|d| d.applies_to(model_id))
@@ -179,6 +180,7 @@ impl OfflineState {
             if active {
                 let msg = format!("fault injected by the offline model (#fault={})", d.name);
                 fault = Some((d.kind, msg));
+                fault_delay = d.delay;
             }
         }
         if fault.is_none()
@@ -190,6 +192,11 @@ impl OfflineState {
 
         let (fault, fault_message) = match fault {
             Some((FaultKind::Error(kind), msg)) => {
+                if let Some(delay) = fault_delay
+                    && !self.pause_until(started + delay).await
+                {
+                    return Err(shutting_down(&request_id));
+                }
                 return Err(error(kind, format!("{}: {msg}", kind.name())));
             }
             Some((FaultKind::Hang, _)) => return Err(self.hang(&request_id).await),
@@ -237,7 +244,12 @@ impl OfflineState {
         // A mid-stream fault takes precedence over an output intervention.
         let fault_ends_reply = matches!(
             fault,
-            Some(FaultKind::Midstream(_) | FaultKind::Reset | FaultKind::Malformed)
+            Some(
+                FaultKind::Midstream(_)
+                    | FaultKind::Reset
+                    | FaultKind::Malformed
+                    | FaultKind::Stall
+            )
         );
         if let Some(g) = guarded.as_mut().filter(|_| !fault_ends_reply) {
             g.output_block = self.guardrail.output_match(reply.words());
@@ -314,6 +326,9 @@ async fn converse(
     let pace = state.pace_for(p.fault);
     let n = p.reply.output_tokens() as usize;
 
+    if p.fault == Some(FaultKind::Stall) {
+        return state.hang(&p.request_id).await;
+    }
     if let Some(FaultKind::Midstream(kind)) = p.fault {
         // A buffered call cannot fail "mid-stream": it fails after the same few tokens' time.
         if !state

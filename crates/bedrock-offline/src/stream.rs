@@ -16,8 +16,11 @@ use crate::pace::Pace;
 use crate::stats::StreamGuard;
 use crate::tokens::{Reply, StopReason};
 
-/// Deltas sent before a mid-stream fault (`midstream*`, `reset`, `malformed`).
+/// Deltas sent before a mid-stream fault (`midstream*`, `reset`, `malformed`, `stall`).
 pub const FAULT_AFTER_TOKENS: usize = 3;
+
+/// How long a stalled stream stays silent: longer than any test or client waits.
+const STALL: Duration = Duration::from_secs(24 * 3600);
 
 /// Pause before an injected connection reset. Without it, at zero latency the frames before
 /// the reset would still sit in hyper's write buffer and never reach the client.
@@ -99,7 +102,12 @@ impl Plan {
         };
         let faulted = matches!(
             fault,
-            Some(FaultKind::Midstream(_) | FaultKind::Reset | FaultKind::Malformed)
+            Some(
+                FaultKind::Midstream(_)
+                    | FaultKind::Reset
+                    | FaultKind::Malformed
+                    | FaultKind::Stall
+            )
         );
         let sent = match ending {
             _ if faulted => n.min(FAULT_AFTER_TOKENS),
@@ -128,6 +136,12 @@ impl Plan {
             Some(FaultKind::Reset) => steps.push(Step {
                 at: fault_at + RESET_GAP,
                 action: Action::Abort("offline model: injected connection reset"),
+                last_token: false,
+            }),
+            // Nothing more until the client gives up or the server shuts down.
+            Some(FaultKind::Stall) => steps.push(Step {
+                at: fault_at + STALL,
+                action: Action::Abort("offline model: stalled stream given up"),
                 last_token: false,
             }),
             Some(FaultKind::Malformed) => steps.push(Step::send(

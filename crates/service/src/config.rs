@@ -80,6 +80,12 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_MODEL_TIMEOUT_MS", default_value_t = 25_000)]
     pub model_timeout_ms: u64,
 
+    /// Time kept back at the end of a Lambda invocation for everything after the model: storing
+    /// the turn, settling the budget, the answer and its telemetry. The request's model deadline
+    /// is the earlier of CHATBOT_MODEL_TIMEOUT_MS and the invocation's deadline minus this.
+    #[arg(long, env = "CHATBOT_ANSWER_MARGIN_MS", default_value_t = 2_000)]
+    pub answer_margin_ms: u64,
+
     /// Attempts per model call (the SDK's standard retry mode, with backoff).
     #[arg(long, env = "CHATBOT_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub max_attempts: u32,
@@ -165,6 +171,25 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_LATENCY_MODE", value_enum)]
     pub latency_mode: Option<LatencyMode>,
 
+    /// Bedrock guardrail (ID or ARN) applied to every model call, with its trace on. Unset or
+    /// empty: no guardrail.
+    #[arg(long, env = "CHATBOT_GUARDRAIL_ID")]
+    pub guardrail_id: Option<String>,
+
+    /// The guardrail's version: a number, or `DRAFT`.
+    #[arg(long, env = "CHATBOT_GUARDRAIL_VERSION", default_value = "DRAFT")]
+    pub guardrail_version: String,
+
+    /// How the guardrail assesses a streamed reply: `sync` (each chunk before it is sent) or
+    /// `async` (chunks are sent at once and assessed alongside; see docs/deploy.md).
+    #[arg(
+        long,
+        env = "CHATBOT_GUARDRAIL_STREAM_MODE",
+        value_enum,
+        default_value = "sync"
+    )]
+    pub guardrail_stream_mode: GuardrailStreamMode,
+
     /// Conversation memory on the server (`message` + `conversationId` requests, the
     /// conversations endpoints): `on` or `off`. Off: only the stateless `messages` form.
     #[arg(long, env = "CHATBOT_MEMORY", value_enum, default_value = "on")]
@@ -214,8 +239,39 @@ impl ServiceConfig {
         Duration::from_millis(self.model_timeout_ms)
     }
 
+    /// The configured guardrail, if any (an empty id is none: a deploy template's way of
+    /// leaving it unset).
+    pub fn guardrail(&self) -> Option<crate::model::GuardrailSettings> {
+        let id = self
+            .guardrail_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|i| !i.is_empty())?;
+        Some(crate::model::GuardrailSettings {
+            id: id.to_owned(),
+            version: self.guardrail_version.trim().to_owned(),
+            stream_mode: self.guardrail_stream_mode,
+        })
+    }
+
+    pub fn answer_margin(&self) -> Duration {
+        Duration::from_millis(self.answer_margin_ms)
+    }
+
     /// Start-up checks with messages that say what to change.
     pub fn check(&self) -> Result<(), String> {
+        if let Some(g) = self.guardrail() {
+            let v = g.version.as_str();
+            let numbered = !v.is_empty()
+                && v.len() <= 8
+                && v.bytes().all(|b| b.is_ascii_digit())
+                && !v.starts_with('0');
+            if v != "DRAFT" && !numbered {
+                return Err(format!(
+                    "CHATBOT_GUARDRAIL_VERSION must be DRAFT or a version number 1-99999999, got {v:?}"
+                ));
+            }
+        }
         if !(0.0..=1.0).contains(&self.temperature) {
             return Err(format!(
                 "CHATBOT_TEMPERATURE must be between 0 and 1, got {}",
@@ -320,6 +376,13 @@ pub enum ServiceTierName {
 pub enum LatencyMode {
     Standard,
     Optimized,
+}
+
+/// How a guardrail processes a stream (`streamProcessingMode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuardrailStreamMode {
+    Sync,
+    Async,
 }
 
 /// An on/off setting.

@@ -14,7 +14,8 @@
 //!   model (A/B weights, sticky); [`budget`] reserves the request's worst case on the daily
 //!   budgets; both keep their state in the [`store`] (DynamoDB, or in-process locally);
 //!   [`model`] calls Bedrock (Converse / ConverseStream) through the AWS SDK;
-//!   `api::model_choice` falls back to the fallback model on throttling.
+//!   `api::model_choice` falls back to the fallback model on throttling; all of it within the
+//!   request's one [`deadline`].
 //! - [`telemetry`]: the tower layer that gives every request its summary log line, EMF document
 //!   and X-Ray segment, plus the model-call span; [`pricing`] prices each request.
 //! - [`error`]: the typed API error, the [`error::ErrorCode`] table, and the one mapping to HTTP;
@@ -30,6 +31,7 @@ pub mod aws;
 pub mod budget;
 pub mod config;
 pub mod conversations;
+pub mod deadline;
 pub mod error;
 pub mod hosts;
 pub mod model;

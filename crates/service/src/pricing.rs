@@ -11,7 +11,7 @@ use std::path::Path;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::model::Usage;
+use crate::model::{GuardrailUnits, Usage};
 
 /// The table compiled into the binary.
 const BUILTIN: &str = include_str!("prices.json");
@@ -100,6 +100,47 @@ pub struct PriceTable {
     pub models: HashMap<String, ModelEntry>,
     pub lambda: LambdaPrices,
     pub http_api_per_request: Decimal,
+    /// Bedrock Guardrails, per 1,000 text units by policy. Absent: guardrail costs unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guardrails: Option<GuardrailPrices>,
+}
+
+/// USD per 1,000 guardrail text units (a unit is up to 1,000 characters assessed), keyed by
+/// the policy names of Bedrock's `GuardrailUsage` without `Units`: `contentPolicy`,
+/// `topicPolicy`, `wordPolicy`, `sensitiveInformationPolicy`, `sensitiveInformationPolicyFree`,
+/// `contextualGroundingPolicy`, `contentPolicyImage`, `automatedReasoningPolicy`. A policy with
+/// units but no price makes the guardrail's cost unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuardrailPrices {
+    pub source: String,
+    pub date: String,
+    pub per1k_units: HashMap<String, Decimal>,
+}
+
+impl GuardrailPrices {
+    /// Exact cost of `units`; `None` when a policy that billed units has no price.
+    pub fn cost(&self, units: &GuardrailUnits) -> Option<Decimal> {
+        let mut total = Decimal::ZERO;
+        for (policy, n) in [
+            ("contentPolicy", units.content),
+            ("topicPolicy", units.topic),
+            ("wordPolicy", units.word),
+            ("sensitiveInformationPolicy", units.sensitive_information),
+            (
+                "sensitiveInformationPolicyFree",
+                units.sensitive_information_free,
+            ),
+            ("contextualGroundingPolicy", units.contextual_grounding),
+            ("contentPolicyImage", units.content_image),
+            ("automatedReasoningPolicy", units.automated_reasoning),
+        ] {
+            if n > 0 {
+                total += Decimal::from(n) * self.per1k_units.get(policy)?;
+            }
+        }
+        Some(total / THOUSAND)
+    }
 }
 
 const THOUSAND: Decimal = Decimal::from_parts(1000, 0, 0, false, 0);
@@ -149,6 +190,11 @@ impl PriceTable {
         .any(negative)
         {
             return Err(PricingError::Invalid("negative Lambda/API price".into()));
+        }
+        if let Some(g) = &self.guardrails
+            && g.per1k_units.values().any(negative)
+        {
+            return Err(PricingError::Invalid("negative guardrail price".into()));
         }
         Ok(())
     }
@@ -228,6 +274,13 @@ impl ModelPrice {
 pub struct CostBreakdown {
     #[serde(with = "rust_decimal::serde::float_option")]
     pub model_usd: Option<Decimal>,
+    /// Bedrock Guardrails' text units (absent without a guardrail).
+    #[serde(
+        with = "rust_decimal::serde::float_option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub guardrail_usd: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::float_option")]
     pub compute_usd: Option<Decimal>,
     #[serde(with = "rust_decimal::serde::float_option")]
@@ -247,11 +300,19 @@ impl CostBreakdown {
         let total = model.map(|m| m + compute.unwrap_or_default() + api.unwrap_or_default());
         CostBreakdown {
             model_usd: model,
+            guardrail_usd: None,
             compute_usd: compute,
             api_usd: api,
             total_usd: total,
             estimated: false,
         }
+    }
+
+    /// Add the guardrail's part (known: to the total as well).
+    pub fn with_guardrail(mut self, guardrail: Decimal) -> Self {
+        self.guardrail_usd = Some(guardrail);
+        self.total_usd = self.total_usd.map(|t| t + guardrail);
+        self
     }
 }
 

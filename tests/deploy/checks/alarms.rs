@@ -5,7 +5,6 @@
 use serde_json::Value;
 
 use chatbot_service::telemetry::catalog::{self, Unit};
-use std::collections::BTreeSet;
 
 use super::Expect;
 use super::stage::{StageRules, shared_env};
@@ -75,18 +74,17 @@ pub fn check(t: &Template, x: &Expect) -> Vec<String> {
         }
         p.extend(alarm_periods(id, ap, &refs, rules.namespace));
         p.extend(alarm_math(id, ap));
-        // Latency-like metrics: percentiles, never the average.
-        let timing = refs.iter().any(|r| {
+        // Latency-like metrics: percentiles, never the average; a sample count (the number of
+        // requests, for a rate) is a count, not a timing.
+        let averaged_timing = refs.iter().any(|r| {
             r.namespace == rules.namespace
                 && catalog::find(&r.name).is_some_and(|d| d.unit == Unit::Milliseconds)
+                && !(r.stat.starts_with('p') || r.stat == "SampleCount" || r.stat == "COUNT")
         });
-        if timing
-            && !ap["ExtendedStatistic"]
-                .as_str()
-                .is_some_and(|s| s.starts_with('p'))
-        {
+        if averaged_timing {
             p.push(format!(
-                "{id}: a timing alarm must use a percentile (ExtendedStatistic pNN)"
+                "{id}: a timing alarm must use a percentile (ExtendedStatistic pNN), or \
+                 SampleCount to count requests"
             ));
         }
     }
@@ -157,6 +155,8 @@ fn alarm_periods(id: &str, ap: &Value, refs: &[MetricRef], namespace: &str) -> V
     let mut periods: Vec<u64> = ap["Period"].as_u64().into_iter().collect();
     for q in ap["Metrics"].as_array().into_iter().flatten() {
         periods.extend(q["MetricStat"]["Period"].as_u64());
+        // A Metrics Insights query's period is on the query itself.
+        periods.extend(q["Period"].as_u64());
     }
     let daily_cost = refs
         .iter()
@@ -188,7 +188,7 @@ fn alarm_math(id: &str, ap: &Value) -> Vec<String> {
     let Some(queries) = ap["Metrics"].as_array() else {
         return p;
     };
-    let ids: BTreeSet<&str> = queries.iter().filter_map(|q| q["Id"].as_str()).collect();
+    let ids: Vec<&str> = queries.iter().filter_map(|q| q["Id"].as_str()).collect();
     let returned = queries.iter().filter(|q| q["ReturnData"] == true).count();
     if returned != 1 {
         p.push(format!(
@@ -199,15 +199,10 @@ fn alarm_math(id: &str, ap: &Value) -> Vec<String> {
         let Some(expr) = q["Expression"].as_str() else {
             continue;
         };
-        if expr.contains("SEARCH(") {
-            continue;
-        }
-        for word in expr.split(|c: char| !c.is_alphanumeric() && c != '_') {
-            if word.starts_with(|c: char| c.is_ascii_lowercase()) && !ids.contains(word) {
-                p.push(format!(
-                    "{id}: expression {expr:?} names undefined id {word}"
-                ));
-            }
+        for word in metrics::undefined_ids(expr, &ids) {
+            p.push(format!(
+                "{id}: expression {expr:?} names undefined id {word}"
+            ));
         }
     }
     p

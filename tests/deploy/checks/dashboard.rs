@@ -1,6 +1,10 @@
-//! The dashboard: every metric from the catalog (and every catalog metric shown), AWS metrics
-//! with their real dimensions, the alarm widget, the spend-vs-budget widget, Logs Insights
-//! widgets and runbook queries on field names the service logs.
+//! The dashboard: every metric from the catalog with a set it is published under (plain lines,
+//! SEARCH expressions, Metrics Insights queries), every catalog metric shown and every dimension
+//! set read, AWS metrics with their real dimensions, the alarm widget, the spend-vs-budget
+//! widget, the views the metric budget promised (requests as Latency's sample count, overhead
+//! p99, tokens next to Bedrock's), and Logs Insights widgets and runbook queries on field names
+//! the service logs, on the record that carries them, for every question a removed metric
+//! answered.
 
 use std::collections::BTreeSet;
 
@@ -11,7 +15,7 @@ use chatbot_service::telemetry::catalog::{self, METRICS};
 use super::Expect;
 use super::stage::{StageRules, shared_env};
 use crate::deploy::logs_query;
-use crate::deploy::metrics;
+use crate::deploy::metrics::{self, MetricRef};
 use crate::deploy::template::{Template, props};
 
 pub fn dashboard_body(t: &Template) -> Result<Value, String> {
@@ -26,8 +30,10 @@ pub fn dashboard_body(t: &Template) -> Result<Value, String> {
     while let Some(i) = rest.find("${") {
         let end = rest[i..].find('}').ok_or("unclosed ${ in the dashboard")?;
         let name = &rest[i + 2..i + end];
-        let known =
-            name.starts_with("AWS::") || t.resource(name.split('.').next().unwrap()).is_some();
+        // `${!Name}`: Fn::Sub's literal `${Name}` (a CloudWatch dynamic label).
+        let known = name.starts_with('!')
+            || name.starts_with("AWS::")
+            || t.resource(name.split('.').next().unwrap()).is_some();
         if !known {
             return Err(format!(
                 "dashboard placeholder ${{{name}}} is neither AWS:: nor a resource"
@@ -35,8 +41,22 @@ pub fn dashboard_body(t: &Template) -> Result<Value, String> {
         }
         rest = &rest[i + end..];
     }
-    serde_json::from_str(&text).map_err(|e| format!("dashboard body is not JSON: {e}"))
+    serde_json::from_str(&text.replace("${!", "${"))
+        .map_err(|e| format!("dashboard body is not JSON: {e}"))
 }
+
+/// Questions whose metric the metric budget removed, now answered by Logs Insights widgets:
+/// (the field a dashboard log widget must read, what it replaces).
+const MOVED_TO_LOGS: &[(&str, &str)] = &[
+    ("errorCode", "the Errors by ErrorCode set"),
+    ("effectiveStatus", "the ClientErrors metric"),
+    ("clientAborted", "the ClientAborts metric"),
+    ("coldStart", "the ColdStart metric"),
+    ("modelLatencyMs", "the ModelLatency metric"),
+    ("retries", "the Retries metric"),
+    ("fallback", "the Fallbacks metric"),
+    ("costUnknown", "the CostUnknown metric"),
+];
 
 pub fn check(t: &Template) -> Vec<String> {
     let mut p = Vec::new();
@@ -51,14 +71,13 @@ pub fn check(t: &Template) -> Vec<String> {
     for r in &refs {
         p.extend(metrics::check(r, &rules));
     }
-    for m in METRICS {
-        if !refs
-            .iter()
-            .any(|r| r.namespace == rules.namespace && r.name == m.name)
-        {
-            p.push(format!("catalog metric {} is not on the dashboard", m.name));
-        }
-    }
+    let alarm_refs: Vec<MetricRef> = t
+        .of_type("AWS::CloudWatch::Alarm")
+        .into_iter()
+        .flat_map(|(id, a)| metrics::from_alarm(t, id, a).0)
+        .collect();
+    p.extend(catalog_coverage(&refs, &alarm_refs, rules.namespace));
+    p.extend(required_metric_views(&refs, rules.namespace));
     for (ns, name) in [
         ("AWS/Bedrock", "InvocationLatency"),
         ("AWS/Bedrock", "InvocationThrottles"),
@@ -97,7 +116,8 @@ pub fn check(t: &Template) -> Vec<String> {
         ));
     }
     p.extend(spend_widget(t, &widgets, rules.namespace));
-    // Logs Insights widgets: this stage's function log groups, known field names.
+    // Logs Insights widgets: this stage's function log groups, known field names, one record
+    // per request, and every question a removed metric answered.
     let known = logs_query::known_fields(&access_log_fields(t));
     let logs: Vec<&Value> = widgets.iter().filter(|w| w["type"] == "log").collect();
     if logs.len() < 2 {
@@ -106,8 +126,10 @@ pub fn check(t: &Template) -> Vec<String> {
                 .into(),
         );
     }
+    let mut read = BTreeSet::new();
     for w in logs {
         let query = w["properties"]["query"].as_str().unwrap_or_default();
+        let title = &w["properties"]["title"];
         for source in query.split("SOURCE '").skip(1) {
             let group = source.split('\'').next().unwrap_or_default();
             let ok = group
@@ -120,9 +142,91 @@ pub fn check(t: &Template) -> Vec<String> {
             }
         }
         for f in logs_query::unknown_fields(query, &known) {
+            p.push(format!("log widget {title:?} uses unknown field {f}"));
+        }
+        for problem in logs_query::record_problems(query) {
+            p.push(format!("log widget {title:?} {problem}"));
+        }
+        read.extend(logs_query::field_names(query));
+    }
+    for (field, was) in MOVED_TO_LOGS {
+        if !read.contains(*field) {
             p.push(format!(
-                "log widget {:?} uses unknown field {f}",
-                w["properties"]["title"]
+                "no Logs Insights widget reads {field} (the question {was} answered)"
+            ));
+        }
+    }
+    p
+}
+
+/// Every catalog metric is on the dashboard, and every dimension set it is published under is
+/// read by a widget or an alarm: each set × value is a billed custom metric.
+fn catalog_coverage(dash: &[MetricRef], alarms: &[MetricRef], namespace: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    for m in METRICS {
+        let ours = |r: &MetricRef| r.namespace == namespace && r.name == m.name;
+        if !dash.iter().any(ours) {
+            let alarmed = alarms.iter().any(ours);
+            p.push(format!(
+                "catalog metric {} is not on the dashboard{}",
+                m.name,
+                if alarmed {
+                    ""
+                } else {
+                    " nor read by any alarm (a billed metric nobody reads)"
+                }
+            ));
+        }
+        for set in m.dimensions {
+            let mut want = set.to_vec();
+            want.sort_unstable();
+            if !dash
+                .iter()
+                .chain(alarms)
+                .any(|r| ours(r) && r.dimension_set() == want)
+            {
+                p.push(format!(
+                    "catalog metric {} under {set:?} is read by no dashboard widget or alarm \
+                     (each dimension set is billed per value)",
+                    m.name
+                ));
+            }
+        }
+    }
+    p
+}
+
+/// What the metric budget promised the dashboard would still show: the request count as
+/// `Latency`'s sample count, the service's own latency p99, and our token counts next to
+/// Bedrock's in one widget.
+fn required_metric_views(refs: &[MetricRef], namespace: &str) -> Vec<String> {
+    let mut p = Vec::new();
+    let ours = |r: &MetricRef, name: &str| r.namespace == namespace && r.name == name;
+    if !refs.iter().any(|r| {
+        ours(r, catalog::LATENCY)
+            && r.dimension_set() == [catalog::DIM_SERVICE]
+            && r.stat == "SampleCount"
+    }) {
+        p.push("the dashboard must count requests: Latency SampleCount under [Service]".into());
+    }
+    if !refs
+        .iter()
+        .any(|r| ours(r, catalog::OVERHEAD_LATENCY) && r.stat == "p99")
+    {
+        p.push("the dashboard must plot OverheadLatency p99 (the service's own latency)".into());
+    }
+    for (name, bedrock) in [
+        (catalog::INPUT_TOKENS, "InputTokenCount"),
+        (catalog::OUTPUT_TOKENS, "OutputTokenCount"),
+    ] {
+        let together = refs.iter().filter(|r| ours(r, name)).any(|r| {
+            refs.iter()
+                .any(|b| b.origin == r.origin && b.namespace == "AWS/Bedrock" && b.name == bedrock)
+        });
+        if !together {
+            p.push(format!(
+                "no dashboard widget shows {name} next to AWS/Bedrock {bedrock} (token \
+                 reconciliation)"
             ));
         }
     }
@@ -198,6 +302,9 @@ pub fn runbook_queries(t: &Template, x: &Expect) -> Vec<String> {
                 "runbook query uses unknown field {f}: {}",
                 q.trim()
             ));
+        }
+        for problem in logs_query::record_problems(q) {
+            p.push(format!("runbook query {problem}: {}", q.trim()));
         }
     }
     p

@@ -1,13 +1,19 @@
-//! `--top N`: the most expensive single requests, from the function's summary log lines
-//! (`"message": "request completed"`, one per request) through CloudWatch Logs Insights:
-//! StartQuery, then GetQueryResults until the query ends or `--query-timeout` passes (then
-//! StopQuery).
+//! The summary log lines (`"message": "request completed"`, one per request) through CloudWatch
+//! Logs Insights: StartQuery, then GetQueryResults until the query ends or `--query-timeout`
+//! passes (then StopQuery). Three questions are asked of them:
 //!
-//! The query asks for the summary fields and `@message` too; a row's fields come from what
-//! Insights extracted, else from the JSON in `@message`. Rows are filtered and sorted again here,
-//! so an engine that ignores `filter`/`sort` (moto's partial Insights does) still yields the
-//! right answer for the rows it returns.
+//! - `--top N`: the most expensive requests;
+//! - how many requests had an unknown cost (`costUnknown`: their model had no price), per
+//!   model, variant and hour — no longer a metric;
+//! - for `--reconcile`, the prompt-cache tokens read and written per model
+//!   (`cacheReadInputTokens`, `cacheWriteInputTokens`: log properties only).
+//!
+//! Each query asks for `@message` too and is checked again here: a row is either an aggregate
+//! (`stats`) or a raw line, whose JSON is filtered and counted client-side — so an engine that
+//! ignores `filter`, `sort` and `stats` (moto's partial Insights does) still yields the right
+//! answer for the rows it returns.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -20,6 +26,9 @@ use super::ReportError;
 use super::aws::{LOGS_ACTIONS, classify};
 use super::progress::Progress;
 use super::window::{Window, rfc3339};
+use aws_smithy_types::DateTime;
+use aws_smithy_types::date_time::Format;
+use chatbot_service::telemetry::catalog::{DIM_MODEL, DIM_VARIANT};
 
 /// The summary line's `message`.
 pub const SUMMARY_MESSAGE: &str = "request completed";
@@ -48,64 +57,258 @@ pub fn query_string(n: u32) -> String {
     )
 }
 
-/// Runs the query over `log_groups` for the window and returns at most `n` requests, dearest
-/// first.
-pub async fn top_requests(
-    client: &Client,
-    log_groups: &[String],
-    window: &Window,
-    n: u32,
-    timeout: Duration,
-    progress: &Progress,
-) -> Result<Vec<TopRequest>, ReportError> {
-    if log_groups.len() > MAX_LOG_GROUPS {
-        return Err(ReportError::TooManyLogGroups(log_groups.len()));
-    }
-    progress.update("starting a Logs Insights query");
-    let started = client
-        .start_query()
-        .set_log_group_names(Some(log_groups.to_vec()))
-        .start_time(window.start)
-        .end_time(window.end)
-        .query_string(query_string(n))
-        .limit(n as i32)
-        .send()
-        .await
-        .map_err(|e| classify("StartQuery", LOGS_ACTIONS, e))?;
-    let query_id = started.query_id().unwrap_or_default().to_owned();
-    let deadline = Instant::now() + timeout;
-    let mut delay = Duration::from_millis(250);
-    loop {
-        let out = client
-            .get_query_results()
-            .query_id(&query_id)
+/// GetQueryResults returns at most 10,000 rows.
+pub const MAX_ROWS: i32 = 10_000;
+
+/// What the logs side needs for one report: where and how long to look.
+#[derive(Clone, Copy)]
+pub struct Insights<'a> {
+    pub client: &'a Client,
+    pub log_groups: &'a [String],
+    pub window: &'a Window,
+    pub timeout: Duration,
+    pub progress: &'a Progress,
+}
+
+impl Insights<'_> {
+    /// Runs `query` over the log groups for the window and returns its rows.
+    pub async fn run(&self, query: &str, limit: i32) -> Result<Vec<Vec<ResultField>>, ReportError> {
+        let (client, progress, timeout) = (self.client, self.progress, self.timeout);
+        if self.log_groups.len() > MAX_LOG_GROUPS {
+            return Err(ReportError::TooManyLogGroups(self.log_groups.len()));
+        }
+        progress.update("starting a Logs Insights query");
+        let started = client
+            .start_query()
+            .set_log_group_names(Some(self.log_groups.to_vec()))
+            .start_time(self.window.start)
+            .end_time(self.window.end)
+            .query_string(query)
+            .limit(limit)
             .send()
             .await
-            .map_err(|e| classify("GetQueryResults", LOGS_ACTIONS, e))?;
-        let status = out.status().cloned().unwrap_or(QueryStatus::Running);
-        let scanned = out.statistics().map(|s| s.records_scanned).unwrap_or(0.0);
-        progress.update(&format!(
-            "Logs Insights query {}: {} records scanned",
-            status.as_str(),
-            scanned as u64
-        ));
-        match status {
-            QueryStatus::Complete => return Ok(top_from_results(out.results(), n)),
-            QueryStatus::Running | QueryStatus::Scheduled => {}
-            other => {
-                return Err(ReportError::QueryFailed {
-                    status: other.as_str().to_owned(),
-                });
+            .map_err(|e| classify("StartQuery", LOGS_ACTIONS, e))?;
+        let query_id = started.query_id().unwrap_or_default().to_owned();
+        let deadline = Instant::now() + timeout;
+        let mut delay = Duration::from_millis(250);
+        loop {
+            let out = client
+                .get_query_results()
+                .query_id(&query_id)
+                .send()
+                .await
+                .map_err(|e| classify("GetQueryResults", LOGS_ACTIONS, e))?;
+            let status = out.status().cloned().unwrap_or(QueryStatus::Running);
+            let scanned = out.statistics().map(|s| s.records_scanned).unwrap_or(0.0);
+            progress.update(&format!(
+                "Logs Insights query {}: {} records scanned",
+                status.as_str(),
+                scanned as u64
+            ));
+            match status {
+                QueryStatus::Complete => return Ok(out.results().to_vec()),
+                QueryStatus::Running | QueryStatus::Scheduled => {}
+                other => {
+                    return Err(ReportError::QueryFailed {
+                        status: other.as_str().to_owned(),
+                    });
+                }
             }
+            if Instant::now() >= deadline {
+                // Best effort: a query left running keeps costing scan time.
+                let _ = client.stop_query().query_id(&query_id).send().await;
+                return Err(ReportError::QueryTimeout(timeout.as_secs()));
+            }
+            tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
         }
-        if Instant::now() >= deadline {
-            // Best effort: a query left running keeps costing scan time.
-            let _ = client.stop_query().query_id(&query_id).send().await;
-            return Err(ReportError::QueryTimeout(timeout.as_secs()));
-        }
-        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
+
+    /// At most `n` requests, dearest first.
+    pub async fn top_requests(&self, n: u32) -> Result<Vec<TopRequest>, ReportError> {
+        let rows = self.run(&query_string(n), n as i32).await?;
+        Ok(top_from_results(&rows, n))
+    }
+
+    /// Requests with an unknown cost, per model and variant (and hour, with `hourly`).
+    pub async fn cost_unknown(&self, hourly: bool) -> Result<Vec<UnknownCount>, ReportError> {
+        let rows = self.run(&unknown_query(hourly), MAX_ROWS).await?;
+        Ok(unknown_from_results(&rows))
+    }
+
+    /// Prompt-cache tokens per model.
+    pub async fn cache_tokens(&self) -> Result<BTreeMap<String, CacheTokens>, ReportError> {
+        let rows = self.run(CACHE_QUERY, MAX_ROWS).await?;
+        Ok(cache_from_results(&rows))
+    }
+}
+
+/// Requests with an unknown cost in one (hour,) model, variant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownCount {
+    /// Start of the hour (epoch seconds), when counted per hour.
+    pub time: Option<i64>,
+    pub model: Option<String>,
+    pub variant: Option<String>,
+    pub requests: u64,
+}
+
+impl UnknownCount {
+    /// The model (`Model`) or variant (`Variant`) it was counted under.
+    pub fn value(&self, dimension: &str) -> Option<&str> {
+        match dimension {
+            DIM_MODEL => self.model.as_deref(),
+            DIM_VARIANT => self.variant.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Prompt-cache tokens the summary lines of one model report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheTokens {
+    pub read: u64,
+    pub write: u64,
+}
+
+/// The query counting requests whose cost is unknown (`costUnknown` is on the summary line only
+/// when true; the EMF documents in the same log group carry it too, hence the `message` test).
+pub fn unknown_query(hourly: bool) -> String {
+    let by = if hourly {
+        "bin(1h) as hour, modelId, variant"
+    } else {
+        "modelId, variant"
+    };
+    format!(
+        "fields @timestamp, @message\n\
+         | filter message = \"{SUMMARY_MESSAGE}\" and ispresent(costUnknown)\n\
+         | stats count(*) as requests by {by}"
+    )
+}
+
+/// The query summing prompt-cache tokens per model.
+pub const CACHE_QUERY: &str = "fields @timestamp, @message\n\
+     | filter message = \"request completed\" and (ispresent(cacheReadInputTokens) or ispresent(cacheWriteInputTokens))\n\
+     | stats sum(cacheReadInputTokens) as cacheRead, sum(cacheWriteInputTokens) as cacheWrite by modelId";
+
+/// One result row as a lookup: what Insights extracted, else the same key in the JSON line in
+/// `@message`. `None` when the row has neither.
+struct RowFields<'a> {
+    fields: &'a [ResultField],
+    message: Option<Map<String, Value>>,
+}
+
+impl<'a> RowFields<'a> {
+    fn new(fields: &'a [ResultField]) -> Self {
+        let message = fields
+            .iter()
+            .find(|f| f.field() == Some("@message"))
+            .and_then(|f| f.value())
+            .and_then(|m| serde_json::from_str::<Value>(m).ok())
+            .and_then(|v| match v {
+                Value::Object(map) => Some(map),
+                _ => None,
+            });
+        RowFields { fields, message }
+    }
+
+    fn field(&self, name: &str) -> Option<&'a str> {
+        self.fields
+            .iter()
+            .find(|f| f.field() == Some(name))
+            .and_then(|f| f.value())
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.field(name)
+            .map(str::to_owned)
+            .or_else(|| match self.message.as_ref()?.get(name)? {
+                Value::String(s) => Some(s.clone()),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            })
+    }
+
+    /// A raw summary line (not an aggregate row).
+    fn is_summary_line(&self) -> bool {
+        self.message.is_some() && self.get("message").as_deref() == Some(SUMMARY_MESSAGE)
+    }
+
+    /// The line's time: its `timestamp`, else Insights' `@timestamp`, in epoch seconds.
+    fn time(&self) -> Option<i64> {
+        self.get("timestamp")
+            .or_else(|| self.field("@timestamp").map(insights_time))
+            .and_then(|t| epoch(&t))
+    }
+}
+
+/// A count or token sum as Insights prints it (`3`, `3.0`, `1e3`).
+fn whole(text: &str) -> Option<u64> {
+    text.parse::<u64>()
+        .ok()
+        .or_else(|| text.parse::<f64>().ok().map(|f| f.round().max(0.0) as u64))
+}
+
+/// RFC 3339 → epoch seconds.
+fn epoch(text: &str) -> Option<i64> {
+    DateTime::from_str(text, Format::DateTime)
+        .ok()
+        .map(|t| t.secs())
+}
+
+/// Cost-unknown counts from aggregate rows, or from raw summary lines counted here.
+pub fn unknown_from_results(results: &[Vec<ResultField>]) -> Vec<UnknownCount> {
+    // (hour, model, variant) → requests.
+    type Key = (Option<i64>, Option<String>, Option<String>);
+    let mut counts: BTreeMap<Key, u64> = BTreeMap::new();
+    for r in results {
+        let row = RowFields::new(r);
+        let (time, requests) = if let Some(n) = row.field("requests") {
+            let time = row.field("hour").map(insights_time).and_then(|t| epoch(&t));
+            (time, whole(n).unwrap_or(0))
+        } else if row.is_summary_line() && row.get("costUnknown").as_deref() == Some("true") {
+            // A raw line: bucketed by its hour (unused when rows are not per hour).
+            (row.time().map(|t| t.div_euclid(3_600) * 3_600), 1)
+        } else {
+            continue;
+        };
+        let key = (time, row.get("modelId"), row.get("variant"));
+        *counts.entry(key).or_default() += requests;
+    }
+    counts
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|((time, model, variant), requests)| UnknownCount {
+            time,
+            model,
+            variant,
+            requests,
+        })
+        .collect()
+}
+
+/// Cache tokens per model from aggregate rows, or from raw summary lines summed here.
+pub fn cache_from_results(results: &[Vec<ResultField>]) -> BTreeMap<String, CacheTokens> {
+    let mut out: BTreeMap<String, CacheTokens> = BTreeMap::new();
+    for r in results {
+        let row = RowFields::new(r);
+        let aggregate = row.field("cacheRead").is_some() || row.field("cacheWrite").is_some();
+        let (read, write) = if aggregate {
+            ("cacheRead", "cacheWrite")
+        } else if row.is_summary_line() {
+            ("cacheReadInputTokens", "cacheWriteInputTokens")
+        } else {
+            continue;
+        };
+        let Some(model) = row.get("modelId") else {
+            continue;
+        };
+        let n = |name: &str| row.get(name).and_then(|v| whole(&v)).unwrap_or(0);
+        let t = out.entry(model).or_default();
+        t.read += n(read);
+        t.write += n(write);
+    }
+    out
 }
 
 /// Summary rows out of GetQueryResults' rows: filtered to priced summary lines, dearest first
@@ -119,29 +322,8 @@ pub fn top_from_results(results: &[Vec<ResultField>], n: u32) -> Vec<TopRequest>
 
 /// One result row → a request, if it is a summary line with a cost.
 fn parse_row(fields: &[ResultField]) -> Option<TopRequest> {
-    let field = |name: &str| {
-        fields
-            .iter()
-            .find(|f| f.field() == Some(name))
-            .and_then(|f| f.value())
-    };
-    let message: Map<String, Value> = field("@message")
-        .and_then(|m| serde_json::from_str::<Value>(m).ok())
-        .and_then(|v| match v {
-            Value::Object(map) => Some(map),
-            _ => None,
-        })
-        .unwrap_or_default();
-    // What Insights extracted, else the same key in the JSON line.
-    let get = |name: &str| -> Option<String> {
-        field(name)
-            .map(str::to_owned)
-            .or_else(|| match message.get(name)? {
-                Value::String(s) => Some(s.clone()),
-                Value::Null => None,
-                other => Some(other.to_string()),
-            })
-    };
+    let row = RowFields::new(fields);
+    let get = |name: &str| row.get(name);
     // Insights' own `message` field, when it extracted one, must agree too.
     let is_summary = get("message").as_deref() == Some(SUMMARY_MESSAGE);
     if !is_summary {
@@ -150,7 +332,7 @@ fn parse_row(fields: &[ResultField]) -> Option<TopRequest> {
     let cost_usd = get("costUsd").and_then(|c| decimal(&c))?;
     Some(TopRequest {
         time: get("timestamp")
-            .or_else(|| field("@timestamp").map(insights_time))
+            .or_else(|| row.field("@timestamp").map(insights_time))
             .unwrap_or_default(),
         request_id: get("requestId").unwrap_or_default(),
         xray_trace_id: get("xrayTraceId"),
@@ -264,6 +446,69 @@ mod tests {
         assert_eq!(
             insights_time("2025-07-20 12:00:00.123"),
             "2025-07-20T12:00:00.123Z"
+        );
+    }
+
+    #[test]
+    fn cost_unknown_from_aggregates_or_raw_lines() {
+        assert_eq!(
+            unknown_query(true),
+            "fields @timestamp, @message\n\
+             | filter message = \"request completed\" and ispresent(costUnknown)\n\
+             | stats count(*) as requests by bin(1h) as hour, modelId, variant"
+        );
+        // Real Insights: one aggregate row per hour, model, variant.
+        let agg = row(&[
+            ("hour", "2025-07-20 13:00:00.000"),
+            ("modelId", "meta.llama-new"),
+            ("variant", "a"),
+            ("requests", "3"),
+        ]);
+        let got = unknown_from_results(&[agg]);
+        assert_eq!(
+            got,
+            [UnknownCount {
+                time: Some(1_753_016_400),
+                model: Some("meta.llama-new".into()),
+                variant: Some("a".into()),
+                requests: 3,
+            }]
+        );
+        // moto: raw lines, EMF documents (costUnknown too, but no message) and noise.
+        let line = r#"{"timestamp":"2025-07-20T13:05:00Z","message":"request completed","modelId":"m","variant":"a","costUnknown":true}"#;
+        let priced = r#"{"timestamp":"2025-07-20T13:06:00Z","message":"request completed","modelId":"m","variant":"a","costUsd":0.1}"#;
+        let emf = r#"{"_aws":{},"Model":"m","Variant":"a","costUnknown":true}"#;
+        let rows: Vec<Vec<ResultField>> = [line, line, priced, emf, "START RequestId"]
+            .iter()
+            .map(|m| row(&[("@timestamp", "1753016700000"), ("@message", m)]))
+            .collect();
+        let got = unknown_from_results(&rows);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].requests, 2);
+        assert_eq!(got[0].time, Some(1_753_016_400));
+        assert_eq!(got[0].value("Model"), Some("m"));
+        assert_eq!(got[0].value("Variant"), Some("a"));
+    }
+
+    #[test]
+    fn cache_tokens_from_aggregates_or_raw_lines() {
+        let agg = row(&[
+            ("modelId", "m"),
+            ("cacheRead", "1200"),
+            ("cacheWrite", "300"),
+        ]);
+        let a = r#"{"message":"request completed","modelId":"m","cacheReadInputTokens":100}"#;
+        let b = r#"{"message":"request completed","modelId":"m","cacheWriteInputTokens":40}"#;
+        let other = r#"{"message":"server started","modelId":"m","cacheReadInputTokens":9}"#;
+        let mut rows = vec![agg];
+        rows.extend([a, b, other].iter().map(|m| row(&[("@message", m)])));
+        let got = cache_from_results(&rows);
+        assert_eq!(
+            got.get("m"),
+            Some(&CacheTokens {
+                read: 1_300,
+                write: 340
+            })
         );
     }
 }

@@ -1,13 +1,16 @@
 //! `chatbot cost-report`: what the deployed function cost over a window, read back from its own
-//! CloudWatch metrics (per model, variant, day or hour) and, with `--top`, its most expensive requests
-//! from the summary log lines through Logs Insights.
+//! CloudWatch metrics (per model, variant, day or hour) and, with `--log-group`, from its summary
+//! log lines through Logs Insights (requests with an unknown cost; `--top`, its most expensive
+//! requests). `--reconcile` compares its token counts with `AWS/Bedrock`'s instead.
 //!
 //! - [`args`]: the flags; [`window`]: `--since/--start/--end`, period and buckets.
 //! - [`aws`]: SDK set-up and error mapping; [`query`]: ListMetrics + GetMetricData.
-//! - [`rows`]: sums and derived figures; [`logs`]: `--top`; [`output`] / [`format`]: rendering.
+//! - [`rows`]: sums and derived figures; [`logs`]: Logs Insights; [`output`] / [`format`]:
+//!   rendering; [`reconcile`]: `--reconcile`.
 //!
 //! The report prints to stdout; progress and errors go to stderr. Exit status: 0, 1 on errors,
-//! [`EXIT_NO_DATA`] when the window holds no data.
+//! [`EXIT_NO_DATA`] when the window holds no data, [`EXIT_DRIFT`] when `--reconcile` finds a
+//! drift above `--max-drift`.
 
 pub mod args;
 pub mod aws;
@@ -16,6 +19,7 @@ pub mod logs;
 pub mod output;
 pub mod progress;
 pub mod query;
+pub mod reconcile;
 pub mod rows;
 pub mod window;
 
@@ -24,13 +28,21 @@ use std::time::{Duration, SystemTime};
 
 pub use args::{AwsArgs, GroupBy, Grouping, ReportArgs};
 
+use logs::Insights;
 use output::Report;
 use progress::Progress;
+use query::{Scope, SeriesKey};
+use reconcile::ReconcileReport;
+use rust_decimal::Decimal;
 use window::{Window, WindowError, rfc3339};
 
 /// Exit status when the window has no data, [`ReportError::NoData`] (distinct from 1 so scripts
 /// can tell "quiet period" from "broken"); the command maps it.
 pub const EXIT_NO_DATA: u8 = 3;
+
+/// Exit status when `--reconcile` finds a token drift above `--max-drift`
+/// ([`ReportError::DriftExceeded`]), after printing the comparison.
+pub const EXIT_DRIFT: u8 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -93,20 +105,81 @@ pub enum ReportError {
     },
     #[error("cannot write the report: {0}")]
     Output(#[from] std::io::Error),
+    #[error("token drift above {max}%: {detail}")]
+    DriftExceeded { max: Decimal, detail: String },
 }
 
-/// Builds and prints the report.
-pub async fn report(args: ReportArgs) -> Result<(), ReportError> {
+impl ReportError {
+    /// The process exit status this error ends the command with.
+    pub fn exit_status(&self) -> u8 {
+        match self {
+            ReportError::NoData { .. } => EXIT_NO_DATA,
+            ReportError::DriftExceeded { .. } => EXIT_DRIFT,
+            _ => 1,
+        }
+    }
+}
+
+/// Builds and prints the report (or, with `--reconcile`, the token comparison, then a drift
+/// above `--max-drift` is an error: exit [`EXIT_DRIFT`] through [`ReportError::exit_status`]).
+pub async fn run(args: ReportArgs) -> Result<(), ReportError> {
     let window = Window::resolve(args.since, args.start, args.end, SystemTime::now())?;
     let progress = Progress::new(!args.quiet);
-    let result = build(&args, window, &progress).await;
+    let result = if args.reconcile {
+        build_reconcile(&args, window, &progress)
+            .await
+            .map(|r| (reconcile::render(&r, args.format), Some(r)))
+    } else {
+        build(&args, window, &progress)
+            .await
+            .map(|r| (output::render(&r, args.format), None))
+    };
     progress.finish();
-    let report = result?;
-    let text = output::render(&report, args.format);
+    let (text, reconciled) = result?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
+    if let Some(r) = reconciled {
+        let exceeded = r.result.exceeded();
+        if !exceeded.is_empty() {
+            let detail = exceeded
+                .iter()
+                .map(|(model, kind, drift)| match drift {
+                    Some(d) => format!("{model} {} {:+.2}%", kind.label(), d),
+                    None => format!("{model} {} (none at AWS/Bedrock)", kind.label()),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(ReportError::DriftExceeded {
+                max: r.result.max_drift_pct.normalize(),
+                detail,
+            });
+        }
+    }
     Ok(())
+}
+
+fn insights<'a>(
+    args: &'a ReportArgs,
+    clients: &'a aws::Clients,
+    window: &'a Window,
+    progress: &'a Progress,
+) -> Insights<'a> {
+    Insights {
+        client: &clients.logs,
+        log_groups: &args.log_groups,
+        window,
+        timeout: Duration::from_secs(args.query_timeout),
+        progress,
+    }
+}
+
+/// The service's request count under `[Service]` (what "no data" is judged on).
+fn requests_key() -> SeriesKey {
+    SeriesKey {
+        scope: Scope::Service,
+        metric: chatbot_service::telemetry::catalog::LATENCY,
+    }
 }
 
 async fn build(
@@ -117,47 +190,32 @@ async fn build(
     progress.update("loading AWS configuration");
     let clients = aws::connect(&args.aws).await?;
     let grouping = args.by.grouping();
-    let dimension = match grouping {
-        Grouping::Dimension(d) => Some(d),
-        Grouping::Time(_) => None,
-    };
-    let groups = match dimension {
-        Some(d) => {
-            progress.update(&format!("listing {d} values with metrics"));
-            query::discover(&clients.cloudwatch, &args.namespace, &args.service, d).await?
-        }
-        None => Vec::new(),
-    };
-    let keys = query::series(dimension, &groups);
+    progress.update("listing model × variant pairs with metrics");
+    let pairs = query::pairs(&clients.cloudwatch, &args.namespace, &args.service).await?;
+    let per_pair_rows = matches!(grouping, Grouping::Dimension(_));
+    let keys = query::series(per_pair_rows, &pairs);
     let series = query::fetch(
         &clients.cloudwatch,
         &args.namespace,
         &args.service,
-        dimension,
         &keys,
         &window,
         progress,
     )
     .await?;
-    let rows = rows::build(grouping, &window, &groups, &series);
-    if !rows.has_data {
-        let services = query::services(&clients.cloudwatch, &args.namespace)
-            .await
-            .unwrap_or_default();
-        return Err(no_data(args, &window, &services));
+    if !rows::has_requests(&series) {
+        return Err(no_data_error(args, &clients, &window).await);
     }
+    let logs = insights(args, &clients, &window, progress);
+    let unknown = if args.log_groups.is_empty() {
+        None
+    } else {
+        let hourly = matches!(grouping, Grouping::Time(_));
+        Some(logs.cost_unknown(hourly).await?)
+    };
+    let rows = rows::build(grouping, &window, &series, unknown.as_deref());
     let top = match args.top {
-        Some(n) => Some(
-            logs::top_requests(
-                &clients.logs,
-                &args.log_groups,
-                &window,
-                n,
-                Duration::from_secs(args.query_timeout),
-                progress,
-            )
-            .await?,
-        ),
+        Some(n) => Some(logs.top_requests(n).await?),
         None => None,
     };
     Ok(Report {
@@ -168,6 +226,55 @@ async fn build(
         rows,
         top,
     })
+}
+
+async fn build_reconcile(
+    args: &ReportArgs,
+    window: Window,
+    progress: &Progress,
+) -> Result<ReconcileReport, ReportError> {
+    progress.update("loading AWS configuration");
+    let clients = aws::connect(&args.aws).await?;
+    progress.update("listing model × variant pairs with metrics");
+    let pairs = query::pairs(&clients.cloudwatch, &args.namespace, &args.service).await?;
+    progress.update("listing AWS/Bedrock token metrics");
+    let mut keys = vec![requests_key()];
+    keys.extend(query::token_series(&pairs));
+    keys.extend(query::bedrock_series(&clients.cloudwatch).await?);
+    let series = query::fetch(
+        &clients.cloudwatch,
+        &args.namespace,
+        &args.service,
+        &keys,
+        &window,
+        progress,
+    )
+    .await?;
+    if !rows::has_requests(&series) {
+        return Err(no_data_error(args, &clients, &window).await);
+    }
+    let cache = if args.log_groups.is_empty() {
+        None
+    } else {
+        Some(
+            insights(args, &clients, &window, progress)
+                .cache_tokens()
+                .await?,
+        )
+    };
+    Ok(ReconcileReport {
+        service: args.service.clone(),
+        namespace: args.namespace.clone(),
+        window,
+        result: reconcile::reconcile(&series, cache.as_ref(), args.max_drift),
+    })
+}
+
+async fn no_data_error(args: &ReportArgs, clients: &aws::Clients, window: &Window) -> ReportError {
+    let services = query::services(&clients.cloudwatch, &args.namespace)
+        .await
+        .unwrap_or_default();
+    no_data(args, window, &services)
 }
 
 fn no_data(args: &ReportArgs, window: &Window, services: &[String]) -> ReportError {
@@ -185,7 +292,7 @@ fn no_data(args: &ReportArgs, window: &Window, services: &[String]) -> ReportErr
         )
     };
     ReportError::NoData {
-        metric: "Requests",
+        metric: chatbot_service::telemetry::catalog::LATENCY,
         service: args.service.clone(),
         namespace: args.namespace.clone(),
         start: rfc3339(window.start),

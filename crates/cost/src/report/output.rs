@@ -90,11 +90,14 @@ fn human(r: &Report, markdown: bool) -> String {
         "\nCOST USD is the function's own CostUSD metric (Bedrock tokens + Lambda + API Gateway). \
          30-DAY USD = cost × 30 days / the row's time in the window.\n",
     );
-    let unknown = r.rows.total.figures.cost_unknown;
-    if unknown > 0 {
-        out.push_str(&format!(
-            "Warning: {unknown} request(s) used a model missing from the pricing table; their cost is not included.\n"
-        ));
+    match r.rows.total.figures.cost_unknown {
+        Some(0) => {}
+        Some(unknown) => out.push_str(&format!(
+            "Warning: {unknown} request(s) used a model missing from the pricing table (costUnknown in the summary lines); their cost is not in COST USD.\n"
+        )),
+        None => out.push_str(
+            "Requests with an unknown cost (a model missing from the pricing table): count not available; pass --log-group to count them from the summary lines.\n",
+        ),
     }
     if let Some(top) = &r.top {
         out.push_str(&format!(
@@ -171,7 +174,7 @@ fn csv(r: &Report) -> String {
             opt(row.cost_per_request()),
             opt(row.cost_per_1k_tokens()),
             opt(row.projection_30d()),
-            f.cost_unknown.to_string(),
+            f.cost_unknown.map(|n| n.to_string()).unwrap_or_default(),
         ]);
     }
     let mut out = t.csv();

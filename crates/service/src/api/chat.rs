@@ -5,7 +5,7 @@ use axum::extract::{Extension, State};
 use serde::Serialize;
 
 use super::model_choice::{assign, with_fallback};
-use super::reply::{LatencyBody, UsageBody, cost_body};
+use super::reply::{GuardrailBody, LatencyBody, UsageBody, cost_body};
 use super::spend;
 use super::turn::{self, Prepared};
 use crate::app::AppState;
@@ -32,6 +32,9 @@ pub struct ChatResponse {
     usage: UsageBody,
     cost: Option<CostBreakdown>,
     latency_ms: LatencyBody,
+    /// Present when the guardrail intervened (`stopReason` `guardrail_intervened`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guardrail: Option<GuardrailBody>,
 }
 
 pub async fn chat(
@@ -44,9 +47,9 @@ pub async fn chat(
     let req = &prepared.req;
     let variant = assign(&state, &ctx, req)?;
     let reservation = spend::reserve(&state, &ctx, &client, req, variant).await?;
-    let (model, req_ref) = (state.model(), req);
-    let answered = with_fallback(&state, &variant.model_id, |id| async move {
-        model.converse(&id, req_ref).await
+    let (model, req_ref, deadline) = (state.model(), req, ctx.deadline.at());
+    let answered = with_fallback(&state, &ctx.deadline, &variant.model_id, |id| async move {
+        model.converse(&id, req_ref, deadline).await
     })
     .await;
     if let Some(r) = reservation {
@@ -60,7 +63,12 @@ pub async fn chat(
         message,
         dropped_turns,
     } = prepared;
-    turn::store(&ctx, turn, message.as_deref(), &completion.text).await?;
+    let guardrail = GuardrailBody::of(completion.guardrail.as_ref());
+    // A blocked turn stays out of the conversation: stored, it would be sent (and blocked)
+    // again with every later message.
+    if guardrail.is_none() {
+        turn::store(&ctx, turn, message.as_deref(), &completion.text).await?;
+    }
     let cost = ctx.settle_cost();
     Ok(Json(ChatResponse {
         request_id: ctx.request_id.clone(),
@@ -73,5 +81,6 @@ pub async fn chat(
         usage: completion.usage.into(),
         cost: cost_body(cost),
         latency_ms: LatencyBody::now(&ctx),
+        guardrail,
     }))
 }

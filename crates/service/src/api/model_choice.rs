@@ -6,6 +6,7 @@ use std::future::Future;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::app::AppState;
+use crate::deadline::{Deadline, FALLBACK_MIN_TIME};
 use crate::error::ApiError;
 use crate::model::ModelError;
 use crate::telemetry::context::RequestCtx;
@@ -30,9 +31,11 @@ pub fn assign<'a>(
 }
 
 /// Call `primary`; on throttling or unavailability (after the SDK's retries) call the fallback
-/// model once. Returns the value and the id of the model that produced it.
+/// model once — if enough of the request's deadline remains for it to be worth starting.
+/// Returns the value and the id of the model that produced it.
 pub async fn with_fallback<T, F, Fut>(
     state: &AppState,
+    deadline: &Deadline,
     primary: &str,
     mut call: F,
 ) -> Result<(T, String), ModelError>
@@ -43,6 +46,20 @@ where
     let first = call(primary.to_owned()).await;
     let fallback = state.variants().fallback().filter(|f| *f != primary);
     match (first, fallback) {
+        (
+            Err(e @ (ModelError::Throttled { .. } | ModelError::Unavailable { .. })),
+            Some(fallback),
+        ) if deadline.remaining() < FALLBACK_MIN_TIME => {
+            tracing::warn!(
+                modelId = primary,
+                modelError = e.kind(),
+                fallbackModelId = fallback,
+                remainingMs = deadline.remaining().as_millis() as u64,
+                "fallback skipped: too little of the request's deadline remains"
+            );
+            RequestCtx::with_current(|ctx| ctx.record().fallback_skipped = true);
+            Err(e)
+        }
         (
             Err(e @ (ModelError::Throttled { .. } | ModelError::Unavailable { .. })),
             Some(fallback),

@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::model::Usage;
+use crate::model::{GuardrailReport, Usage};
 use crate::pricing::CostBreakdown;
 use crate::telemetry::context::RequestCtx;
 
@@ -53,6 +53,26 @@ impl LatencyBody {
             model: r.model_latency.unwrap_or_default().as_millis() as u64,
             first_token: r.time_to_first_token.map(|d| d.as_millis() as u64),
         }
+    }
+}
+
+/// The guardrail intervened: which side it blocked and the policies that did (by type). The
+/// reply is then the guardrail's message, for the page to show as a notice.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GuardrailBody {
+    pub action: &'static str,
+    pub policies: Vec<String>,
+}
+
+impl GuardrailBody {
+    /// `Some` only when the guardrail blocked something.
+    pub fn of(report: Option<&GuardrailReport>) -> Option<Self> {
+        let r = report?;
+        Some(GuardrailBody {
+            action: r.action?.as_str(),
+            policies: r.policies.iter().cloned().collect(),
+        })
     }
 }
 

@@ -1,8 +1,6 @@
 //! The budget check around a model call: reserve the request's worst case before the model is
 //! called, settle to its cost after (see [`crate::budget`]).
 
-use std::time::Duration;
-
 use rust_decimal::Decimal;
 
 use crate::app::AppState;
@@ -12,10 +10,6 @@ use crate::error::ApiError;
 use crate::telemetry::context::RequestCtx;
 use crate::validation::ChatRequest;
 use crate::variants::Variant;
-
-/// Margin for answering and writing telemetry after the model deadline, when a Lambda request's
-/// own deadline is unknown.
-const ANSWER_MARGIN: Duration = Duration::from_secs(5);
 
 /// Reserve the worst case of `req` on the budgets that apply (none set: nothing happens).
 pub async fn reserve(
@@ -32,12 +26,10 @@ pub async fn reserve(
     let models: Vec<&str> = std::iter::once(variant.model_id.as_str())
         .chain(state.variants().fallback())
         .collect();
-    let lambda = config.lambda_memory_mb.map(|mb| {
-        let left = ctx
-            .lambda_time_left()
-            .unwrap_or(config.model_timeout() + ANSWER_MARGIN);
-        (mb, left)
-    });
+    // The longest the request can still bill compute for: until it must have answered.
+    let lambda = config
+        .lambda_memory_mb
+        .map(|mb| (mb, ctx.deadline.answer_time_left()));
     let worst = WorstCase {
         prices: &ctx.telemetry.pricing,
         models: &models,
@@ -45,6 +37,7 @@ pub async fn reserve(
         max_tokens: config.max_tokens,
         lambda,
         via_api_gateway: ctx.via_api_gateway,
+        guardrail: ctx.telemetry.guardrail_on,
     };
     // Start-up refuses budgets with an unpriced model, so this is always known.
     let amount = worst.cost(req).ok_or(ApiError::Internal)?;

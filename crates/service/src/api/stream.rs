@@ -16,7 +16,7 @@ use futures_util::stream::{self, Stream};
 use serde::Serialize;
 
 use super::model_choice::{assign, with_fallback};
-use super::reply::{LatencyBody, UsageBody, cost_body};
+use super::reply::{GuardrailBody, LatencyBody, UsageBody, cost_body};
 use super::spend;
 use super::turn;
 use crate::app::AppState;
@@ -55,6 +55,9 @@ struct Done {
     usage: Option<UsageBody>,
     cost: Option<CostBreakdown>,
     latency_ms: LatencyBody,
+    /// Present when the guardrail intervened: the last delta was its message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    guardrail: Option<GuardrailBody>,
 }
 
 pub async fn chat_stream(
@@ -67,10 +70,10 @@ pub async fn chat_stream(
     let req = &prepared.req;
     let variant = assign(&state, &ctx, req)?;
     let reservation = spend::reserve(&state, &ctx, &client, req, variant).await?;
-    let (model, req_ref) = (state.model(), req);
+    let (model, req_ref, deadline) = (state.model(), req, ctx.deadline.at());
     // Fallback is possible only until the stream has opened: after that, text has been sent.
-    let opened = with_fallback(&state, &variant.model_id, |id| async move {
-        model.converse_stream(&id, req_ref).await
+    let opened = with_fallback(&state, &ctx.deadline, &variant.model_id, |id| async move {
+        model.converse_stream(&id, req_ref, deadline).await
     })
     .await;
     let (reply, model_id) = match opened {
@@ -173,7 +176,11 @@ fn events(
                         st.phase = Phase::Reply(reply);
                         json_event("delta", &Delta { text: &text })
                     }
-                    Ok(ReplyEvent::End { stop_reason, usage }) => {
+                    Ok(ReplyEvent::End {
+                        stop_reason,
+                        usage,
+                        guardrail,
+                    }) => {
                         // Settle the model call's span before the last event goes out.
                         drop(reply);
                         let text = st.text.take().unwrap_or_default();
@@ -187,7 +194,13 @@ fn events(
                         // The turn is stored before `done`: a reply the client saw complete
                         // is in the conversation, or the client is told it is not.
                         let (turn, message) = (st.after.turn.take(), st.after.message.take());
-                        match turn::store(&st.ctx, turn, message.as_deref(), &text).await {
+                        let guardrail = GuardrailBody::of(guardrail.as_ref());
+                        // A blocked turn stays out of the conversation (see chat.rs).
+                        let stored = match guardrail {
+                            None => turn::store(&st.ctx, turn, message.as_deref(), &text).await,
+                            Some(_) => Ok(()),
+                        };
+                        match stored {
                             Ok(()) => json_event(
                                 "done",
                                 &Done {
@@ -195,6 +208,7 @@ fn events(
                                     usage: usage.map(UsageBody::from),
                                     cost: cost_body(cost),
                                     latency_ms: LatencyBody::now(&st.ctx),
+                                    guardrail,
                                 },
                             ),
                             Err(err) => error_event(&st.ctx, err),

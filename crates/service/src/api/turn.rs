@@ -13,9 +13,6 @@ use crate::request::ChatRequestBody;
 use crate::telemetry::context::RequestCtx;
 use crate::validation::{ChatRequest, Validated, validate_request};
 
-/// Margin for answering after the model deadline, when the Lambda deadline is unknown.
-const ANSWER_MARGIN: Duration = Duration::from_secs(5);
-
 /// A request ready for the model.
 pub struct Prepared {
     pub req: ChatRequest,
@@ -34,10 +31,9 @@ impl Prepared {
     }
 }
 
-/// The longest a turn may hold its conversation: until the request cannot run any longer.
-fn hold(state: &AppState, ctx: &RequestCtx) -> Duration {
-    ctx.lambda_time_left()
-        .unwrap_or(state.config().model_timeout() + ANSWER_MARGIN)
+/// The longest a turn may hold its conversation: until the request must have answered.
+fn hold(ctx: &RequestCtx) -> Duration {
+    ctx.deadline.answer_time_left()
 }
 
 pub async fn prepare(
@@ -67,7 +63,7 @@ pub async fn prepare(
                 ));
             }
             let turn = conversations
-                .open(ctx, conversation_id.as_deref(), hold(state, ctx))
+                .open(ctx, conversation_id.as_deref(), hold(ctx))
                 .await?;
             let assembled = assemble(turn.history(), &message, &limits);
             {

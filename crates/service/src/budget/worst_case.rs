@@ -7,6 +7,9 @@
 //! - **Prices**: the dearest input (or cache-write) and the dearest output price among the
 //!   models the request may reach (its variant's and the fallback), at the standard tier (a
 //!   configured tier with a price of its own is reserved at that price, see `api::spend`).
+//! - **Guardrail** (when one is configured): every text policy with a price assessing, on each
+//!   model the request may reach, the input bytes and [`BYTES_PER_OUTPUT_TOKEN`] bytes per output
+//!   token, in units of 1,000 characters (a character is at least a byte).
 //! - **Lambda compute**: the function's memory for the time left until the invocation's
 //!   deadline; **API Gateway**: its per-request price when the request came through it.
 //!
@@ -24,6 +27,10 @@ use crate::validation::ChatRequest;
 /// use a handful; 16 leaves room).
 pub const TOKENS_PER_MESSAGE: u64 = 16;
 
+/// Bytes of reply text a token can stand for, at most (long tokens of byte-level vocabularies
+/// are well under this).
+pub const BYTES_PER_OUTPUT_TOKEN: u64 = 16;
+
 /// The reservation for one request.
 pub struct WorstCase<'a> {
     pub prices: &'a PriceTable,
@@ -34,6 +41,8 @@ pub struct WorstCase<'a> {
     /// Lambda memory (MB) and the longest the invocation can still run, when in Lambda.
     pub lambda: Option<(u32, Duration)>,
     pub via_api_gateway: bool,
+    /// A guardrail assesses every model call.
+    pub guardrail: bool,
 }
 
 impl WorstCase<'_> {
@@ -74,7 +83,23 @@ impl WorstCase<'_> {
         } else {
             Decimal::ZERO
         };
-        Some(dearest.cost(usage)? + compute + api)
+        let guardrail = match self.guardrail {
+            true => self.guardrail_cost(req)?,
+            false => Decimal::ZERO,
+        };
+        Some(dearest.cost(usage)? + guardrail + compute + api)
+    }
+
+    /// `None` without guardrail prices (start-up refuses that with budgets on).
+    fn guardrail_cost(&self, req: &ChatRequest) -> Option<Decimal> {
+        let prices = self.prices.guardrails.as_ref()?;
+        let input_bytes =
+            self.system_prompt.len() + req.messages.iter().map(|m| m.content.len()).sum::<usize>();
+        let output_bytes = self.max_tokens.max(0) as u64 * BYTES_PER_OUTPUT_TOKEN;
+        let units_per_call = (input_bytes as u64).div_ceil(1000) + output_bytes.div_ceil(1000);
+        let per_unit: Decimal = prices.per1k_units.values().copied().sum();
+        let calls = Decimal::from(self.models.len());
+        Some(Decimal::from(units_per_call) * per_unit * calls / Decimal::from(1000))
     }
 }
 
@@ -114,6 +139,7 @@ mod tests {
             max_tokens: 100,
             lambda: None,
             via_api_gateway: false,
+            guardrail: false,
         };
         // "héllo" is 6 bytes: 3 + 6 bytes + 16 × 2 framing = 41 input tokens.
         let r = req(&["héllo"]);
@@ -137,6 +163,7 @@ mod tests {
             max_tokens: 1,
             lambda: None,
             via_api_gateway: false,
+            guardrail: false,
         };
         let r = req(&["x"]);
         let model_only = base.cost(&r).unwrap();
@@ -149,5 +176,37 @@ mod tests {
             + prices.lambda_invocation(Arch::current(), 128, 10_000)
             + prices.http_api_per_request;
         assert_eq!(lambda.cost(&r), Some(expected));
+    }
+
+    #[test]
+    fn a_guardrail_adds_every_priced_policy_over_input_and_output() {
+        let prices = PriceTable::builtin();
+        let base = WorstCase {
+            prices: &prices,
+            models: &["us.amazon.nova-micro-v1:0"],
+            system_prompt: "",
+            max_tokens: 100,
+            lambda: None,
+            via_api_gateway: false,
+            guardrail: false,
+        };
+        // 1,500 bytes in: 2 units; 100 tokens × 16 bytes out: 2 units; 4 units at
+        // 0.15 + 0.15 + 0.10 + 0.10 (+ free) per 1,000.
+        let r = req(&[&"x".repeat(1500)]);
+        let guarded = WorstCase {
+            guardrail: true,
+            ..base
+        };
+        let extra = guarded.cost(&r).unwrap() - base.cost(&r).unwrap();
+        assert_eq!(extra, Decimal::from_str("0.002").unwrap());
+        let unpriced = PriceTable {
+            guardrails: None,
+            ..prices.clone()
+        };
+        let guarded = WorstCase {
+            prices: &unpriced,
+            ..guarded
+        };
+        assert_eq!(guarded.cost(&r), None);
     }
 }

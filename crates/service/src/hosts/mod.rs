@@ -94,6 +94,12 @@ pub async fn start(
             "budgets need a price for every model a request may reach; none for {id}: add it with CHATBOT_PRICING_FILE"
         ));
     }
+    if budgets.enabled() && config.guardrail().is_some() && pricing.guardrails.is_none() {
+        return Err(
+            "budgets with a guardrail need guardrail prices: add `guardrails` with CHATBOT_PRICING_FILE"
+                .into(),
+        );
+    }
     // Last, once every setting has been checked: a start-up that fails opens nothing.
     prewarm::warm(config.prewarm_timeout(), warm).await;
     let telemetry = Arc::new(Telemetry::new(&config, Arc::new(pricing), emf));

@@ -10,11 +10,15 @@
 mod attempts;
 pub mod client;
 mod errors;
+mod guardrail;
 mod stream;
 mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use aws_smithy_types::timeout::TimeoutConfig;
+use tokio::time::Instant;
 
 use aws_sdk_bedrockruntime::Client;
 use aws_sdk_bedrockruntime::operation::RequestId;
@@ -25,6 +29,7 @@ use aws_sdk_bedrockruntime::types::{
 };
 
 pub use errors::ModelError;
+pub use guardrail::{GuardrailAction, GuardrailReport, GuardrailSettings, GuardrailUnits};
 pub use stream::{ReplyEvent, ReplyStream};
 pub use usage::{Report, Served, Usage, estimate_tokens};
 
@@ -38,7 +43,7 @@ pub use attempts::AttemptStats;
 /// The same request for Converse and ConverseStream (their builders share no trait): model,
 /// messages, system prompt, inference settings, tier, latency mode, and the attempt observer.
 macro_rules! request {
-    ($self:ident, $op:ident, $model_id:expr, $req:expr, $stats:expr) => {
+    ($self:ident, $op:ident, $guardrail:expr, $model_id:expr, $req:expr, $stats:expr, $left:expr) => {
         $self
             .client
             .$op()
@@ -48,7 +53,9 @@ macro_rules! request {
             .inference_config($self.inference())
             .set_service_tier($self.service_tier()?)
             .set_performance_config($self.performance())
+            .set_guardrail_config($self.settings.guardrail.as_ref().map($guardrail))
             .customize()
+            .config_override($self.timeouts($left))
             .interceptor(AttemptObserver($stats.clone()))
     };
 }
@@ -59,6 +66,8 @@ pub struct Completion {
     pub text: String,
     pub stop_reason: String,
     pub usage: Usage,
+    /// What the guardrail did (configured guardrails only).
+    pub guardrail: Option<GuardrailReport>,
 }
 
 /// The Bedrock client with this deployment's inference settings. Cheap to clone.
@@ -76,10 +85,20 @@ struct Settings {
     prompt_cache: bool,
     service_tier: Option<ServiceTierType>,
     latency: Option<PerformanceConfigLatency>,
-    /// Whole-stream deadline and the longest silence tolerated between stream events (the SDK's
-    /// operation timeout covers a stream only until its first response).
-    stream_deadline: Duration,
-    stream_idle: Duration,
+    /// The longest one attempt may take, and the longest silence tolerated between stream
+    /// events (the SDK's operation timeout covers a stream only until its first response).
+    attempt_timeout: Duration,
+    connect_timeout: Duration,
+    guardrail: Option<GuardrailSettings>,
+}
+
+/// What remains until `deadline`; at least a millisecond, so that a call with nothing left
+/// still goes through the SDK and fails as a timeout with its evidence (a zero timeout would
+/// mean none at all).
+fn time_left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
 }
 
 fn cache_point() -> Result<CachePointBlock, ModelError> {
@@ -109,8 +128,9 @@ impl ModelClient {
                     LatencyMode::Standard => PerformanceConfigLatency::Standard,
                     LatencyMode::Optimized => PerformanceConfigLatency::Optimized,
                 }),
-                stream_deadline: config.model_timeout(),
-                stream_idle: config.attempt_timeout(),
+                attempt_timeout: config.attempt_timeout(),
+                connect_timeout: config.connect_timeout(),
+                guardrail: config.guardrail(),
             }),
         }
     }
@@ -127,13 +147,19 @@ impl ModelClient {
                 .iter()
                 .map(|m| m.content.chars().count())
                 .sum::<usize>();
-        ModelCallSpan::start(
-            op,
-            model_id,
-            &s.region,
-            s.max_tokens,
-            s.temperature,
-            estimate_tokens(chars),
+        ModelCallSpan::start(op, model_id, &s.region, s.max_tokens, s.temperature, chars)
+    }
+
+    /// This call's timeouts: whatever remains of the request's deadline for the whole call,
+    /// and at most that for each attempt.
+    fn timeouts(&self, left: Duration) -> aws_sdk_bedrockruntime::config::Builder {
+        let s = &self.settings;
+        aws_sdk_bedrockruntime::config::Builder::default().timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(s.connect_timeout.min(left))
+                .operation_attempt_timeout(s.attempt_timeout.min(left))
+                .operation_timeout(left)
+                .build(),
         )
     }
 
@@ -201,10 +227,21 @@ impl ModelClient {
         &self,
         model_id: &str,
         req: &ChatRequest,
+        deadline: Instant,
     ) -> Result<Completion, ModelError> {
         let call = self.span(Operation::Converse, model_id, req);
         let stats = Arc::new(AttemptStats::default());
-        let sent = request!(self, converse, model_id, req, stats).send();
+        let left = time_left(deadline);
+        let sent = request!(
+            self,
+            converse,
+            GuardrailSettings::converse,
+            model_id,
+            req,
+            stats,
+            left
+        )
+        .send();
         let result = call.instrument(sent).await;
         let outcome = match result {
             Ok(out) => {
@@ -219,7 +256,12 @@ impl ModelClient {
                             .collect::<String>()
                     })
                     .unwrap_or_default();
+                let stop_reason = out.stop_reason().as_str().to_owned();
                 let report = Report {
+                    guardrail: out
+                        .trace()
+                        .and_then(|t| t.guardrail())
+                        .map(|g| GuardrailReport::from_trace(&stop_reason, g)),
                     usage: out.usage().map(Usage::from).unwrap_or_default(),
                     latency: out
                         .metrics()
@@ -235,8 +277,9 @@ impl ModelClient {
                 Ok((
                     Completion {
                         text,
-                        stop_reason: out.stop_reason().as_str().to_owned(),
+                        stop_reason,
                         usage: report.usage,
+                        guardrail: report.guardrail.clone(),
                     },
                     report,
                     request_id,
@@ -267,10 +310,21 @@ impl ModelClient {
         &self,
         model_id: &str,
         req: &ChatRequest,
+        deadline: Instant,
     ) -> Result<ReplyStream, ModelError> {
         let call = self.span(Operation::ConverseStream, model_id, req);
         let stats = Arc::new(AttemptStats::default());
-        let sent = request!(self, converse_stream, model_id, req, stats).send();
+        let left = time_left(deadline);
+        let sent = request!(
+            self,
+            converse_stream,
+            GuardrailSettings::stream,
+            model_id,
+            req,
+            stats,
+            left
+        )
+        .send();
         match call.instrument(sent).await {
             Ok(out) => {
                 let request_id = out.request_id().map(str::to_owned);
@@ -279,8 +333,8 @@ impl ModelClient {
                     out.stream,
                     call,
                     stats,
-                    self.settings.stream_deadline,
-                    self.settings.stream_idle,
+                    deadline,
+                    self.settings.attempt_timeout,
                 ))
             }
             Err(e) => {

@@ -11,7 +11,7 @@ use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use tokio::time::Instant;
 
 use super::attempts::AttemptStats;
-use super::{ModelError, Report, Served, Usage};
+use super::{GuardrailReport, ModelError, Report, Served, Usage};
 use crate::telemetry::context::RequestCtx;
 use crate::telemetry::model_span::ModelCallSpan;
 
@@ -39,6 +39,8 @@ pub enum ReplyEvent {
     End {
         stop_reason: String,
         usage: Option<Usage>,
+        /// What the guardrail did (configured guardrails only).
+        guardrail: Option<GuardrailReport>,
     },
 }
 
@@ -47,12 +49,12 @@ impl ReplyStream {
         rx: EventReceiver<Event, ConverseStreamOutputError>,
         call: ModelCallSpan,
         stats: Arc<AttemptStats>,
-        deadline: Duration,
+        deadline: Instant,
         idle: Duration,
     ) -> Self {
         ReplyStream {
             rx,
-            deadline: call.started() + deadline,
+            deadline,
             call: Some(call),
             stats,
             idle,
@@ -95,7 +97,13 @@ impl ReplyStream {
                     self.stop_reason = Some(m.stop_reason().as_str().to_owned())
                 }
                 Event::Metadata(m) => {
+                    let stop_reason = self.stop_reason.clone().unwrap_or_default();
+                    let guardrail = m
+                        .trace()
+                        .and_then(|t| t.guardrail())
+                        .map(|g| GuardrailReport::from_trace(&stop_reason, g));
                     self.report = m.usage().map(|u| Report {
+                        guardrail,
                         usage: Usage::from(u),
                         latency: m
                             .metrics()
@@ -140,6 +148,7 @@ impl ReplyStream {
         ReplyEvent::End {
             stop_reason,
             usage: self.report.as_ref().map(|r| r.usage),
+            guardrail: self.report.as_ref().and_then(|r| r.guardrail.clone()),
         }
     }
 

@@ -85,4 +85,6 @@ pub struct Report {
     /// Bedrock's own time for the call (`metrics.latencyMs`).
     pub latency: Option<Duration>,
     pub served: Served,
+    /// What the guardrail did, when one is configured and Bedrock traced it.
+    pub guardrail: Option<super::GuardrailReport>,
 }

@@ -5,7 +5,7 @@
 //! **Metrics cost money.** Each metric × dimension set × dimension values is a billed custom
 //! metric (~$0.30 a month), so only what a dashboard widget or an alarm needs is a metric, with
 //! as few sets as those need (`tests/metric_budget.rs` counts them from real EMF output: 13 for
-//! a one-model stage, 5 more per further model or variant). Everything else about a request is
+//! a one-model stage, 14 with a guardrail, 5 more per further model or variant). Everything else about a request is
 //! a property of its EMF document and summary line, for Logs Insights: `errorCode`,
 //! `clientAborted`, `coldStart`, `retries`, `fallback`, `costUnknown`, `modelLatencyMs`, …
 //! The request count is `Latency`'s sample count.
@@ -74,6 +74,7 @@ pub const OVERHEAD_LATENCY: &str = "OverheadLatency";
 pub const THROTTLES: &str = "Throttles";
 pub const BUDGET_REJECTIONS: &str = "BudgetRejections";
 pub const STORE_ERRORS: &str = "StoreErrors";
+pub const GUARDRAIL_INTERVENTIONS: &str = "GuardrailInterventions";
 
 pub const METRICS: &[MetricDef] = &[
     metric!(
@@ -135,6 +136,12 @@ pub const METRICS: &[MetricDef] = &[
         Count,
         SERVICE,
         "state-store calls that failed after their retries (budgets, conversation memory)"
+    ),
+    metric!(
+        "GuardrailInterventions",
+        Count,
+        SERVICE,
+        "with a guardrail configured, model-calling requests: 1 when it blocked the input or the output, else 0 (which side and policy: the guardrailAction and guardrailPolicies properties)"
     ),
 ];
 

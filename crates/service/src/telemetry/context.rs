@@ -10,8 +10,9 @@ use std::time::{Duration, Instant, SystemTime};
 use rust_decimal::Decimal;
 
 use crate::budget::BudgetScope;
+use crate::deadline::Deadline;
 use crate::error::ErrorCode;
-use crate::model::{Served, Usage, estimate_tokens};
+use crate::model::{GuardrailUnits, Served, Usage, estimate_tokens};
 use crate::pricing::{Arch, CostBreakdown};
 use crate::telemetry::Telemetry;
 use crate::telemetry::emf::RequestMetrics;
@@ -35,6 +36,8 @@ pub struct RequestCtx {
     pub via_api_gateway: bool,
     /// When the Lambda invocation must have answered (`Lambda-Runtime-Deadline-Ms`).
     pub lambda_deadline: Option<SystemTime>,
+    /// The request's one deadline for model work (see [`crate::deadline`]).
+    pub deadline: Deadline,
     pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) metrics: RequestMetrics,
     /// Taken (and so closed) by `finish`, so the segment is exported before the reply completes.
@@ -63,6 +66,8 @@ pub struct Record {
     pub streaming: bool,
     pub client_aborted: bool,
     pub fallback: bool,
+    /// The fallback was due but skipped: too little of the deadline remained.
+    pub fallback_skipped: bool,
     pub cost: Option<CostBreakdown>,
     pub cost_unknown: bool,
     pub prompt_text: Option<String>,
@@ -87,12 +92,14 @@ pub struct Record {
     pub served: Option<Served>,
     /// The last call's input tokens as estimated from its text (for a cost Bedrock never
     /// reported), and the reply text already streamed (characters).
-    pub input_estimate: Option<u64>,
+    pub input_chars: Option<usize>,
     pub streamed_chars: usize,
     /// Streams: the longest silence between two pieces of reply text.
     pub longest_gap: Option<Duration>,
     /// The model cost is an estimate: usage never came.
     pub cost_estimated: bool,
+    /// What the guardrail did over the request's model calls (configured guardrails only).
+    pub guardrail: Option<crate::model::GuardrailReport>,
 }
 
 impl RequestCtx {
@@ -108,7 +115,14 @@ impl RequestCtx {
         lambda_deadline: Option<SystemTime>,
         span: tracing::Span,
     ) -> Self {
+        let deadline = Deadline::new(
+            tokio::time::Instant::now(),
+            telemetry.model_timeout,
+            telemetry.answer_margin,
+            lambda_deadline,
+        );
         RequestCtx {
+            deadline,
             request_id,
             xray_trace_id,
             cold_start,
@@ -159,14 +173,29 @@ impl RequestCtx {
         self.record.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
+    /// The guardrail text units of the request: as Bedrock reported them, or — when a guardrail
+    /// is configured and a model call's trace never came — estimated as an upper bound: every
+    /// 1,000 characters sent and streamed assessed by the content, topic and
+    /// sensitive-information policies alike (the guardrail's own mix is not known here).
+    fn guardrail_units(&self, record: &Record) -> Option<GuardrailUnits> {
+        let reported = record.guardrail.as_ref().map(|g| g.units);
+        if !(self.telemetry.guardrail_on && record.usage_unknown) {
+            return reported;
+        }
+        let per_policy = record.input_chars.unwrap_or_default().div_ceil(1000) as u64
+            + record.streamed_chars.div_ceil(1000) as u64;
+        let mut units = reported.unwrap_or_default();
+        units.add(GuardrailUnits {
+            content: per_policy,
+            topic: per_policy,
+            sensitive_information: per_policy,
+            ..GuardrailUnits::default()
+        });
+        Some(units)
     }
 
-    /// Time left until the Lambda invocation's deadline, when there is one.
-    pub fn lambda_time_left(&self) -> Option<Duration> {
-        self.lambda_deadline
-            .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default())
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
     }
 
     pub fn log_content(&self) -> Option<usize> {
@@ -191,7 +220,7 @@ impl RequestCtx {
                 record.cost_estimated = true;
                 let mut usage = known.unwrap_or_default();
                 usage.add(Usage {
-                    input_tokens: record.input_estimate.unwrap_or_default(),
+                    input_tokens: estimate_tokens(record.input_chars.unwrap_or_default()),
                     output_tokens: estimate_tokens(record.streamed_chars),
                     ..Usage::default()
                 });
@@ -224,6 +253,17 @@ impl RequestCtx {
             .via_api_gateway
             .then_some(t.pricing.http_api_per_request);
         let mut cost = CostBreakdown::new(model, compute, api);
+        if let Some(units) = self.guardrail_units(&record) {
+            match t.pricing.guardrails.as_ref().and_then(|g| g.cost(&units)) {
+                Some(usd) => cost = cost.with_guardrail(usd),
+                None => {
+                    // Text units Bedrock billed at a price we do not have: no total.
+                    record.cost_unknown = true;
+                    cost.total_usd = None;
+                    t.warn_unknown_guardrail_price();
+                }
+            }
+        }
         cost.estimated = record.cost_estimated;
         record.cost = Some(cost);
         cost

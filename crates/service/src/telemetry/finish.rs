@@ -26,7 +26,7 @@ pub(crate) fn finish(ctx: &Arc<RequestCtx>, aborted: bool) {
         let cost = ctx.settle_cost();
         let record = ctx.record().clone();
         let latency_ms = ms(ctx.elapsed());
-        record_metrics(&record, &cost, latency_ms);
+        record_metrics(ctx, &record, &cost, latency_ms);
         log_summary(ctx, &record, &cost, latency_ms);
         write_emf(ctx, &record);
         close_span(ctx, &record, &cost);
@@ -49,7 +49,7 @@ fn is_server_failure(record: &Record) -> bool {
 
 /// Through the `metrics` facade: the EMF recorder collects these into this request's document.
 /// Only what a dashboard widget or an alarm needs (`catalog`); the rest is in the summary line.
-fn record_metrics(r: &Record, cost: &CostBreakdown, latency_ms: f64) {
+fn record_metrics(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown, latency_ms: f64) {
     histogram!(m::LATENCY).record(latency_ms);
     counter!(m::ERRORS).increment(is_server_failure(r) as u64);
     if let Some(total) = usd(cost.total_usd) {
@@ -72,6 +72,31 @@ fn record_metrics(r: &Record, cost: &CostBreakdown, latency_ms: f64) {
     if r.store_errors > 0 {
         counter!(m::STORE_ERRORS).increment(r.store_errors as u64);
     }
+    if guardrail_assessed(ctx, r) {
+        let blocked = r.guardrail.as_ref().is_some_and(|g| g.action.is_some());
+        counter!(m::GUARDRAIL_INTERVENTIONS).increment(blocked as u64);
+    }
+}
+
+/// A guardrail is configured and the request called the model: it was (or should have been)
+/// assessed.
+fn guardrail_assessed(ctx: &RequestCtx, r: &Record) -> bool {
+    ctx.telemetry.guardrail_on && r.attempts > 0
+}
+
+/// `input_blocked`, `output_blocked`, or `none` (assessed, let through); absent when no
+/// guardrail assessed the request.
+fn guardrail_action(ctx: &RequestCtx, r: &Record) -> Option<&'static str> {
+    if !guardrail_assessed(ctx, r) {
+        return None;
+    }
+    let action = r.guardrail.as_ref().and_then(|g| g.action);
+    Some(action.map_or("none", |a| a.as_str()))
+}
+
+fn guardrail_policies(r: &Record) -> Option<Vec<String>> {
+    let g = r.guardrail.as_ref()?;
+    (!g.policies.is_empty()).then(|| g.policies.iter().cloned().collect())
 }
 
 /// The service's own share of a model-calling request: its latency minus Bedrock's own
@@ -127,12 +152,19 @@ macro_rules! summary {
             modelCostUsd = usd($cost.model_usd),
             computeCostUsd = usd($cost.compute_usd),
             apiCostUsd = usd($cost.api_usd),
+            guardrailCostUsd = usd($cost.guardrail_usd),
+            guardrailAction = guardrail_action($ctx, $r),
+            guardrailPolicies = guardrail_policies($r).map(|p| p.join(",")),
+            guardrailTextUnits = $r.guardrail.as_ref().map(|g| g.units.total()),
             costUnknown = $r.cost_unknown.then_some(true),
             costEstimated = $r.cost_estimated.then_some(true),
             attempts = ($r.attempts > 0).then_some($r.attempts),
             retries = ($r.attempts > 0).then_some($r.attempts.saturating_sub(1)),
             throttles = $r.throttles,
             fallback = $r.fallback.then_some(true),
+            fallbackSkipped = $r.fallback_skipped.then_some(true),
+            deadlineMs = ($r.attempts > 0).then(|| ms($ctx.deadline.at().saturating_duration_since(tokio::time::Instant::from_std($ctx.started)))),
+            deadlineSource = ($r.attempts > 0).then_some(if $ctx.deadline.lambda_bound { "lambda" } else { "model_timeout" }),
             conversationId = $r.conversation_id.as_deref(),
             streaming = $r.streaming,
             clientAborted = $r.client_aborted,
@@ -208,6 +240,15 @@ fn write_emf(ctx: &RequestCtx, r: &Record) {
     if let Some(s) = &r.served {
         props.insert("servedTier".into(), json!(s.key()));
     }
+    if let Some(action) = guardrail_action(ctx, r) {
+        props.insert("guardrailAction".into(), json!(action));
+    }
+    if let Some(p) = guardrail_policies(r) {
+        props.insert("guardrailPolicies".into(), json!(p));
+    }
+    if let Some(g) = &r.guardrail {
+        props.insert("guardrailTextUnits".into(), json!(g.units.total()));
+    }
     // Cache tokens are billed at their own rates: per request, so properties (the metric
     // `InputTokens` stays comparable with AWS/Bedrock's InputTokenCount).
     if let Some(u) = r.usage {
@@ -245,6 +286,9 @@ fn close_span(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown) {
     if let Some(code) = r.error_code {
         span.record("annotation.error_code", code.as_str());
     }
+    if let Some(action) = guardrail_action(ctx, r) {
+        span.record("annotation.guardrail_action", action);
+    }
     // X-Ray sets error (4xx), throttle (429) and fault (5xx) only on spans in error.
     if status >= 400 {
         let code = r.error_code.map_or("internal", |c| c.as_str());
@@ -254,6 +298,7 @@ fn close_span(ctx: &RequestCtx, r: &Record, cost: &CostBreakdown) {
         ("metadata.cost.modelUsd", cost.model_usd),
         ("metadata.cost.computeUsd", cost.compute_usd),
         ("metadata.cost.apiUsd", cost.api_usd),
+        ("metadata.cost.guardrailUsd", cost.guardrail_usd),
         ("metadata.cost.totalUsd", cost.total_usd),
         ("metadata.budget.reservedUsd", r.budget_reserved_usd),
         ("metadata.budget.settledUsd", r.budget_settled_usd),

@@ -131,6 +131,7 @@ fn start<B>(telemetry: &Arc<Telemetry>, req: &Request<B>) -> RequestCtx {
         annotation.variant = tracing::field::Empty,
         annotation.stop_reason = tracing::field::Empty,
         annotation.error_code = tracing::field::Empty,
+        annotation.guardrail_action = tracing::field::Empty,
     );
     let xray_trace_id = xray::continue_trace(&span, trace_header.as_deref());
     RequestCtx::new(

@@ -62,6 +62,11 @@ pub struct Telemetry {
     pub log_content: bool,
     pub log_content_max_chars: usize,
     pub emf_sink: EmfSink,
+    /// What each request's [`crate::deadline::Deadline`] is made of.
+    pub model_timeout: std::time::Duration,
+    pub answer_margin: std::time::Duration,
+    /// A guardrail applies to every model call.
+    pub guardrail_on: bool,
     cold: AtomicBool,
     warned_prices: Mutex<HashSet<String>>,
 }
@@ -77,6 +82,9 @@ impl Telemetry {
             log_content: config.log_content,
             log_content_max_chars: config.log_content_max_chars,
             emf_sink,
+            model_timeout: config.model_timeout(),
+            answer_margin: config.answer_margin(),
+            guardrail_on: config.guardrail().is_some(),
             cold: AtomicBool::new(true),
             warned_prices: Mutex::new(HashSet::new()),
         }
@@ -100,6 +108,19 @@ impl Telemetry {
                 modelId = model_id,
                 servedTier = served,
                 "no price for this model id and tier (or its cache tokens): cost is reported as null; add it with CHATBOT_PRICING_FILE"
+            );
+        }
+    }
+
+    fn warn_unknown_guardrail_price(&self) {
+        if self
+            .warned_prices
+            .lock()
+            .unwrap()
+            .insert("guardrail".into())
+        {
+            tracing::warn!(
+                "guardrail text units of a policy with no price: cost is reported as null; add it to `guardrails` with CHATBOT_PRICING_FILE"
             );
         }
     }

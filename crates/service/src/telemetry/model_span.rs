@@ -36,21 +36,21 @@ pub struct ModelCallSpan {
 }
 
 impl ModelCallSpan {
-    /// `input_estimate`: the call's input tokens as estimated from its text, the figure its cost
-    /// settles on if Bedrock never reports usage.
+    /// `input_chars`: the characters of the call's input text, from which its cost is
+    /// estimated if Bedrock never reports usage.
     pub fn start(
         op: Operation,
         model_id: &str,
         region: &str,
         max_tokens: i32,
         temperature: f32,
-        input_estimate: u64,
+        input_chars: usize,
     ) -> Self {
         RequestCtx::with_current(|ctx| {
             let mut r = ctx.record();
             r.model_id = Some(model_id.to_owned());
             r.streaming |= matches!(op, Operation::ConverseStream);
-            r.input_estimate = Some(input_estimate);
+            r.input_chars = Some(input_chars);
         });
         let span = tracing::info_span!(
             target: "chatbot::model",
@@ -75,6 +75,8 @@ impl ModelCallSpan {
             gen_ai.usage.cache_creation.input_tokens = tracing::field::Empty,
             aws.bedrock.service_tier = tracing::field::Empty,
             aws.bedrock.latency_ms = tracing::field::Empty,
+            aws.bedrock.guardrail.action = tracing::field::Empty,
+            aws.bedrock.guardrail.text_units = tracing::field::Empty,
             metadata.retries = tracing::field::Empty,
         );
         ModelCallSpan {
@@ -148,6 +150,12 @@ impl ModelCallSpan {
             self.span
                 .record("aws.bedrock.latency_ms", l.as_millis() as i64);
         }
+        if let Some(g) = &report.guardrail {
+            let action = g.action.map_or("none", |a| a.as_str());
+            self.span.record("aws.bedrock.guardrail.action", action);
+            self.span
+                .record("aws.bedrock.guardrail.text_units", g.units.total() as i64);
+        }
         self.span.set_attribute(
             "gen_ai.response.finish_reasons",
             Value::Array(Array::String(vec![StringValue::from(
@@ -161,6 +169,12 @@ impl ModelCallSpan {
                 *r.bedrock_latency.get_or_insert(Duration::ZERO) += l;
             }
             r.served = Some(report.served.clone());
+            if let Some(g) = &report.guardrail {
+                match &mut r.guardrail {
+                    Some(seen) => seen.merge(g.clone()),
+                    None => r.guardrail = Some(g.clone()),
+                }
+            }
         });
     }
 

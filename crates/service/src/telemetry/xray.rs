@@ -61,6 +61,8 @@ pub const METADATA_ATTRIBUTES: &[&str] = &[
     "gen_ai.response.finish_reasons",
     "aws.bedrock.service_tier",
     "aws.bedrock.latency_ms",
+    "aws.bedrock.guardrail.action",
+    "aws.bedrock.guardrail.text_units",
 ];
 
 fn translator() -> SegmentTranslator {

@@ -63,9 +63,12 @@ pub async fn start(
         hash_key.clone(),
         &pricing,
     )?;
-    // The connections a request will need, opened now (`aws::prewarm`): the model's always,
-    // the state table's when there is one.
-    let mut warm = vec![prewarm::bedrock(&sdk)];
+    // The connections a request will need, opened now (`aws::prewarm`): Bedrock's and the state
+    // table's. Not a local model: it is on this machine, a connection to it costs nothing.
+    let mut warm = match &endpoint {
+        ModelEndpoint::Bedrock => vec![prewarm::bedrock(&sdk)],
+        ModelEndpoint::Local(_) => Vec::new(),
+    };
     let store = match (&config.state_table, &shared) {
         (Some(table), Some(shared)) => {
             let client = dynamo::client(shared, config.store_timeout());

@@ -243,11 +243,13 @@ impl ProvideCredentials for CountingCredentials {
     }
 }
 
-/// What an endpoint received: method, path, headers and body of each request, and how many
-/// TCP connections it accepted.
+/// One request as the endpoint received it: method, path, headers, body.
+type Received = (Method, String, HeaderMap, Bytes);
+
+/// What an endpoint received, and how many TCP connections it accepted.
 #[derive(Clone, Default)]
 struct Recorder {
-    requests: Arc<Mutex<Vec<(Method, String, HeaderMap, Bytes)>>>,
+    requests: Arc<Mutex<Vec<Received>>>,
     connections: Arc<AtomicUsize>,
 }
 

@@ -158,7 +158,10 @@ pub async fn warm(bound: Duration, targets: Vec<Target>) -> Vec<(&'static str, O
         return Vec::new();
     }
     if targets.is_empty() {
-        tracing::info!(prewarm = "skipped", "prewarm skipped: no remote endpoint to open");
+        tracing::info!(
+            prewarm = "skipped",
+            "prewarm skipped: no remote endpoint to open"
+        );
         return Vec::new();
     }
     let started = Instant::now();

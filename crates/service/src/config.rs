@@ -72,6 +72,11 @@ pub struct ServiceConfig {
     #[arg(long, env = "CHATBOT_CONNECT_TIMEOUT_MS", default_value_t = 3_000)]
     pub connect_timeout_ms: u64,
 
+    /// Longest start-up waits to open the Bedrock (and DynamoDB) connections and resolve the
+    /// credentials before the first request; 0 = don't. Never fails start-up.
+    #[arg(long, env = "CHATBOT_PREWARM_TIMEOUT_MS", default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(0..=5_000))]
+    pub prewarm_timeout_ms: u64,
+
     /// Timeout of one Bedrock attempt (and the longest silence tolerated inside a stream).
     #[arg(long, env = "CHATBOT_ATTEMPT_TIMEOUT_MS", default_value_t = 20_000)]
     pub attempt_timeout_ms: u64,
@@ -224,6 +229,11 @@ impl ServiceConfig {
 
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// How long start-up may wait for the connections to open (zero: not opened at start-up).
+    pub fn prewarm_timeout(&self) -> Duration {
+        Duration::from_millis(self.prewarm_timeout_ms)
     }
 
     pub fn attempt_timeout(&self) -> Duration {

@@ -13,8 +13,13 @@
 //! **Trust.** rustls with ring (aws-lc-rs would add ~2 MB to the artifact). The roots are the
 //! Amazon Trust Services CAs every AWS endpoint chains to, compiled in (no certificate files read
 //! at start-up), plus the certificates in `SSL_CERT_FILE` when it is set (a test CA, or a TLS
-//! proxy's).
+//! proxy's): added to the Amazon roots, never replacing them, and read each time an HTTPS client
+//! is built (once per process). A file that cannot be read, holds no certificate or holds one
+//! that is not a usable CA is logged as a warning and ignored (the built-in roots still work).
 
+pub mod prewarm;
+
+use std::path::Path;
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -24,6 +29,8 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
 
 use crate::config::{DEFAULT_REGION, ServiceConfig};
 
@@ -36,14 +43,14 @@ pub fn https_client() -> SharedHttpClient {
         .with_native_roots(false)
         .with_pem_certificate(AMAZON_ROOTS);
     if let Some(path) = std::env::var_os("SSL_CERT_FILE") {
-        match std::fs::read(&path) {
+        match extra_roots(Path::new(&path)) {
             Ok(pem) => {
                 trust.add_pem_certificate(pem);
             }
             Err(e) => tracing::warn!(
                 path = %path.to_string_lossy(),
                 error = %e,
-                "SSL_CERT_FILE cannot be read; trusting the built-in Amazon roots only"
+                "SSL_CERT_FILE is not used; trusting the built-in Amazon roots only"
             ),
         }
     }
@@ -57,6 +64,24 @@ pub fn https_client() -> SharedHttpClient {
         ))
         .tls_context(context)
         .build_https()
+}
+
+/// The certificates of `SSL_CERT_FILE`, checked the way the TLS stack will use them: the SDK
+/// parses the trust store only when it builds a connection, and `expect`s every certificate to
+/// be valid — a malformed file would panic there (at start-up) instead of being reported.
+fn extra_roots(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not valid PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("holds no PEM certificate".into());
+    }
+    for (i, cert) in certs.iter().enumerate() {
+        webpki::anchor_from_trusted_cert(cert)
+            .map_err(|e| format!("certificate {} is not a usable CA: {e}", i + 1))?;
+    }
+    Ok(pem)
 }
 
 fn env(name: &str) -> Option<String> {
@@ -113,4 +138,44 @@ pub async fn sdk_config(config: &ServiceConfig) -> SdkConfig {
         .timeout_config(timeouts(config))
         .load()
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(contents: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("chatbot-roots-{}.pem", uuid::Uuid::new_v4()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn ssl_cert_file_is_used_only_when_every_certificate_is_a_usable_ca() {
+        let good = file(AMAZON_ROOTS);
+        assert_eq!(extra_roots(&good).unwrap(), AMAZON_ROOTS);
+        let cases: [(&[u8], &str); 3] = [
+            (
+                b"-----BEGIN CERTIFICATE-----\nnot base64 !!\n-----END CERTIFICATE-----\n",
+                "not valid PEM",
+            ),
+            (b"no certificate here\n", "holds no PEM certificate"),
+            (
+                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "certificate 1 is not a usable CA",
+            ),
+        ];
+        for (contents, expected) in cases {
+            let path = file(contents);
+            let err = extra_roots(&path).unwrap_err();
+            assert!(err.starts_with(expected), "{err}");
+            std::fs::remove_file(path).unwrap();
+        }
+        assert!(
+            extra_roots(Path::new("/nonexistent/roots.pem"))
+                .unwrap_err()
+                .starts_with("cannot be read")
+        );
+        std::fs::remove_file(good).unwrap();
+    }
 }

@@ -8,6 +8,7 @@ pub mod local;
 use std::sync::Arc;
 
 use crate::app::{AppState, Parts};
+use crate::aws::prewarm;
 use crate::budget::Budgets;
 use crate::config::{ServiceConfig, Switch};
 use crate::conversations::Conversations;
@@ -29,7 +30,8 @@ pub enum ModelEndpoint {
     Local(String),
 }
 
-/// Build everything a request needs, once, at start-up.
+/// Build everything a request needs, once, at start-up, and open the connections the first
+/// request would otherwise open itself (bounded by `CHATBOT_PREWARM_TIMEOUT_MS`; never fails).
 pub async fn start(
     config: ServiceConfig,
     endpoint: ModelEndpoint,
@@ -61,11 +63,18 @@ pub async fn start(
         hash_key.clone(),
         &pricing,
     )?;
+    // The connections a request will need, opened now (`aws::prewarm`): Bedrock's and the state
+    // table's. Not a local model: it is on this machine, a connection to it costs nothing.
+    let mut warm = match &endpoint {
+        ModelEndpoint::Bedrock => vec![prewarm::bedrock(&sdk)],
+        ModelEndpoint::Local(_) => Vec::new(),
+    };
     let store = match (&config.state_table, &shared) {
-        (Some(table), Some(shared)) => Store::Dynamo(DynamoStore::new(
-            dynamo::client(shared, config.store_timeout()),
-            table.clone(),
-        )),
+        (Some(table), Some(shared)) => {
+            let client = dynamo::client(shared, config.store_timeout());
+            warm.push(prewarm::dynamodb(&client));
+            Store::Dynamo(DynamoStore::new(client, table.clone()))
+        }
         _ => Store::InProcess(InProcessStore::new()),
     };
     let conversations = Conversations::new(
@@ -94,6 +103,8 @@ pub async fn start(
                 .into(),
         );
     }
+    // Last, once every setting has been checked: a start-up that fails opens nothing.
+    prewarm::warm(config.prewarm_timeout(), warm).await;
     let telemetry = Arc::new(Telemetry::new(&config, Arc::new(pricing), emf));
     let model = ModelClient::new(sdk, region, &config);
     Ok(AppState::new(Parts {

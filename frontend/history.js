@@ -50,7 +50,11 @@ export function buildRequestMessages(all, limits, conversationId) {
     const user = all[i];
     const reply = all[i + 1];
     if (user.role !== "user" || reply.role !== "assistant") continue;
-    if ((reply.state === "done" || reply.state === "stopped") && reply.content.trim() !== "") {
+    // An exchange the guardrail blocked is left out, as the server's memory leaves it out:
+    // resent, it would be blocked again with every later message.
+    const blocked = Boolean(reply.usage?.guardrail);
+    const answered = reply.state === "done" || reply.state === "stopped";
+    if (answered && !blocked && reply.content.trim() !== "") {
       pairs.push([user, reply]);
       i++;
     }

@@ -115,25 +115,12 @@ impl DynamoStore {
                 }
             }
             many => {
-                let items = many
-                    .iter()
-                    .map(|r| {
-                        Update::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key(&r.key)))
-                            .update_expression(RESERVE_UPDATE)
-                            .condition_expression(RESERVE_CONDITION)
-                            .set_expression_attribute_names(Some(reserve_names()))
-                            .set_expression_attribute_values(Some(reserve_values(r)))
-                            .build()
-                            .map(|u| TransactWriteItem::builder().update(u).build())
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| StoreError {
-                        operation: "TransactWriteItems",
-                        kind: "BuildError".into(),
-                        message: e.to_string(),
-                    })?;
+                let items = self.updates(
+                    many.iter().map(|r| (key(&r.key), reserve_values(r))),
+                    RESERVE_UPDATE,
+                    RESERVE_CONDITION,
+                    reserve_names,
+                )?;
                 let sent = self
                     .client
                     .transact_write_items()
@@ -202,25 +189,12 @@ impl DynamoStore {
                 }
             }
             many => {
-                let items = many
-                    .iter()
-                    .map(|s| {
-                        Update::builder()
-                            .table_name(&self.table)
-                            .set_key(Some(key(&s.key)))
-                            .update_expression(SETTLE_UPDATE)
-                            .condition_expression(SETTLE_CONDITION)
-                            .set_expression_attribute_names(Some(settle_names()))
-                            .set_expression_attribute_values(Some(settle_values(s)))
-                            .build()
-                            .map(|u| TransactWriteItem::builder().update(u).build())
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| StoreError {
-                        operation: "TransactWriteItems",
-                        kind: "BuildError".into(),
-                        message: e.to_string(),
-                    })?;
+                let items = self.updates(
+                    many.iter().map(|s| (key(&s.key), settle_values(s))),
+                    SETTLE_UPDATE,
+                    SETTLE_CONDITION,
+                    settle_names,
+                )?;
                 let sent = self
                     .client
                     .transact_write_items()
@@ -239,6 +213,39 @@ impl DynamoStore {
                 }
             }
         }
+    }
+
+    /// One transaction item per counter: the same update and condition, each its own key and
+    /// values (reservations and settlements of several budgets at once).
+    fn updates(
+        &self,
+        rows: impl Iterator<
+            Item = (
+                HashMap<String, AttributeValue>,
+                HashMap<String, AttributeValue>,
+            ),
+        >,
+        update: &str,
+        condition: &str,
+        names: fn() -> HashMap<String, String>,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        rows.map(|(key, values)| {
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression(update)
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names()))
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map(|u| TransactWriteItem::builder().update(u).build())
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError {
+            operation: "TransactWriteItems",
+            kind: "BuildError".into(),
+            message: e.to_string(),
+        })
     }
 
     pub async fn counter(&self, pk: &str) -> Result<Option<Counter>, StoreError> {
